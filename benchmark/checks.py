@@ -1,0 +1,72 @@
+"""Data-contract checks run at the harness boundary, before and after every method call.
+
+Images are ``float32 (N, 3, H, W)`` in ``[0, 1]``; masks are ``bool (N, 1, H, W)`` with
+``True`` marking the hole, each with at least one hole and one known pixel.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from benchmark.errors import ContractError
+
+
+def check_images(images: torch.Tensor, what: str = "images") -> None:
+    """Raise :class:`ContractError` unless ``images`` is float32 (N, 3, H, W) in [0, 1]."""
+    if not isinstance(images, torch.Tensor):
+        raise ContractError(f"{what}: expected a torch.Tensor, got {type(images).__name__}")
+    if images.dtype != torch.float32:
+        raise ContractError(f"{what}: expected dtype float32, got {images.dtype}")
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ContractError(f"{what}: expected shape (N, 3, H, W), got {tuple(images.shape)}")
+    if images.numel() and not bool(torch.isfinite(images).all()):
+        raise ContractError(f"{what}: contains NaN or infinite values")
+    if images.numel() and (images.min() < 0 or images.max() > 1):
+        raise ContractError(
+            f"{what}: values must lie in [0, 1], got [{images.min():.4g}, {images.max():.4g}]"
+        )
+
+
+def check_masks(masks: torch.Tensor, shape: tuple[int, ...] | None = None) -> None:
+    """Raise :class:`ContractError` unless ``masks`` is bool (N, 1, H, W) with holes and known pixels.
+
+    ``shape``, when given, is the ``(N, 3, H, W)`` image shape the masks must match.
+    """
+    if not isinstance(masks, torch.Tensor) or masks.dtype != torch.bool:
+        got = masks.dtype if isinstance(masks, torch.Tensor) else type(masks).__name__
+        raise ContractError(f"masks: expected a torch.bool tensor, got {got}")
+    if masks.ndim != 4 or masks.shape[1] != 1:
+        raise ContractError(f"masks: expected shape (N, 1, H, W), got {tuple(masks.shape)}")
+    if shape is not None and (masks.shape[0], *masks.shape[2:]) != (shape[0], *shape[2:]):
+        raise ContractError(
+            f"masks: shape {tuple(masks.shape)} does not match images of shape {tuple(shape)}"
+        )
+    holes = masks.flatten(1).sum(1)
+    pixels = masks[0].numel() if len(masks) else 0
+    if bool((holes == 0).any()):
+        raise ContractError(f"masks: {int((holes == 0).sum())} mask(s) have no hole pixel")
+    if bool((holes == pixels).any()):
+        raise ContractError(f"masks: {int((holes == pixels).sum())} mask(s) have no known pixel")
+
+
+def check_prediction(prediction: object, masked: torch.Tensor) -> torch.Tensor:
+    """Validate a method's output for ``masked`` and return it as float32 on the CPU.
+
+    Raises :class:`ContractError` for a wrong type, shape, NaN/inf or values outside [0, 1]
+    (a tolerance of 1e-4 absorbs float rounding; such values are clamped).
+    """
+    if not isinstance(prediction, torch.Tensor):
+        raise ContractError(f"prediction: expected a torch.Tensor, got {type(prediction).__name__}")
+    if tuple(prediction.shape) != tuple(masked.shape):
+        raise ContractError(
+            f"prediction: expected shape {tuple(masked.shape)}, got {tuple(prediction.shape)}"
+        )
+    if not prediction.is_floating_point():
+        raise ContractError(f"prediction: expected a float tensor, got {prediction.dtype}")
+    prediction = prediction.detach().to("cpu", torch.float32)
+    if not bool(torch.isfinite(prediction).all()):
+        raise ContractError("prediction: contains NaN or infinite values")
+    low, high = float(prediction.min()), float(prediction.max())
+    if low < -1e-4 or high > 1 + 1e-4:
+        raise ContractError(f"prediction: values must lie in [0, 1], got [{low:.4g}, {high:.4g}]")
+    return prediction.clamp_(0, 1)

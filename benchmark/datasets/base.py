@@ -1,0 +1,89 @@
+"""The data-set protocol and registry.
+
+A data set is built from ``(split, size, data_dir)`` plus its own parameters and yields images in
+the data contract: ``float32 (N, 3, H, W)`` RGB in ``[0, 1]``, exact 8-bit values (``k / 255``),
+with a stable index per image. Splits are ``train`` and ``test``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmark.errors import UsageError
+from benchmark.registry import Registry, Spec, parse_spec
+
+SPLITS = ("train", "test")
+
+
+class Dataset(ABC):
+    """A fixed, indexed list of images of one split."""
+
+    #: Full spec text (name and parameters), set by :func:`build_dataset`.
+    name: str = ""
+    split: str = "test"
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """Number of images."""
+
+    @abstractmethod
+    def images(self, indices: Sequence[int]) -> torch.Tensor:
+        """Images at ``indices`` as ``float32 (len(indices), 3, H, W)`` in [0, 1]."""
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        """``(height, width)`` shared by every image."""
+        return tuple(self.images([0]).shape[-2:])  # type: ignore[return-value]
+
+
+class TensorDataset(Dataset):
+    """A data set held in memory as ``uint8 (N, H, W, 3)`` (compact: a quarter of float32)."""
+
+    def __init__(self, pixels: np.ndarray, split: str) -> None:
+        if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[-1] != 3:
+            raise ValueError(f"expected uint8 (N, H, W, 3) pixels, got {pixels.dtype} {pixels.shape}")
+        self.pixels = pixels
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    def images(self, indices: Sequence[int]) -> torch.Tensor:
+        batch = torch.from_numpy(self.pixels[np.asarray(indices, dtype=np.int64)])
+        return batch.permute(0, 3, 1, 2).float().div_(255).contiguous()
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return int(self.pixels.shape[1]), int(self.pixels.shape[2])
+
+
+DATASETS: Registry[Dataset] = Registry(
+    "dataset", group="benchmark.datasets", builtin_modules=["benchmark.datasets.builtin"]
+)
+
+
+def build_dataset(
+    spec: str | Spec, split: str = "test", size: int | None = None, data_dir: str | Path | None = None
+) -> Dataset:
+    """Build data set ``spec`` (``name`` or ``name:key=value``; ``folder:PATH`` is a shorthand).
+
+    ``size`` is the square side images are brought to where the data set supports resizing
+    (``None`` keeps its native size); ``data_dir`` is where files live or are downloaded to.
+    """
+    if split not in SPLITS:
+        raise UsageError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+    if isinstance(spec, str):
+        name, _, rest = spec.partition(":")
+        if name == "folder" and rest and "=" not in rest.split(",")[0]:
+            spec = Spec("folder", (("path", rest),))  # folder:PATH shorthand
+        else:
+            spec = parse_spec(spec)
+    dataset = DATASETS.build(spec, split=split, size=size, data_dir=data_dir)
+    dataset.name = str(spec)
+    dataset.split = split
+    return dataset

@@ -1,0 +1,78 @@
+"""Inpainting methods: the protocol, a helper base for per-image CPU methods, the registry.
+
+A method receives ``masked`` (``float32 (N, 3, H, W)`` in ``[0, 1]``, hole pixels already 0) and
+``mask`` (``bool (N, 1, H, W)``, ``True`` = hole) and returns a ``(N, 3, H, W)`` float tensor in
+``[0, 1]`` on any device. It never sees the original image; the harness composites
+``where(mask, prediction, original)`` and measures that.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+import numpy as np
+import torch
+
+from benchmark.registry import Registry
+
+
+class Method(ABC):
+    """Base class of inpainting methods.
+
+    ``device`` is ``"cpu"`` for CPU-only methods (the harness runs them in parallel over
+    ``--workers`` threads, batch chunk by chunk) or ``"auto"`` for torch methods that run on the
+    device the harness picks (they receive tensors on that device).
+    """
+
+    device: str = "cpu"
+
+    @abstractmethod
+    def inpaint(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Fill the holes of ``masked`` (N, 3, H, W) marked by ``mask`` (N, 1, H, W)."""
+
+    def to(self, device: torch.device) -> Method:
+        """Move any state (weights) to ``device``; stateless methods need nothing."""
+        return self
+
+    def fingerprint(self) -> str:
+        """Text that changes when the method's results would (e.g. a weights hash).
+
+        Stored with every record: a resumed run only reuses rows with the same fingerprint.
+        """
+        return ""
+
+
+class PerImageMethod(Method):
+    """A CPU method written for one 8-bit ``(H, W, 3)`` RGB image at a time.
+
+    The batch is converted to ``uint8`` once (inputs are exact 8-bit values by the data
+    contract) and back once, so the per-image Python overhead is a loop step.
+    """
+
+    device = "cpu"
+
+    @abstractmethod
+    def inpaint_image(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """Fill ``image`` (uint8 (H, W, 3), holes 0) where ``hole`` (uint8 (H, W), 255 = hole)."""
+
+    def inpaint(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        images = to_uint8_hwc(masked)
+        holes = mask[:, 0].to("cpu").numpy().astype(np.uint8) * 255
+        filled = np.stack([self.inpaint_image(img, hole) for img, hole in zip(images, holes)])
+        return from_uint8_hwc(filled)
+
+
+def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:
+    """``float (N, 3, H, W)`` in [0, 1] -> contiguous ``uint8 (N, H, W, 3)``, rounded."""
+    scaled = images.detach().to("cpu").mul(255).round_().clamp_(0, 255).to(torch.uint8)
+    return np.ascontiguousarray(scaled.permute(0, 2, 3, 1).numpy())
+
+
+def from_uint8_hwc(images: np.ndarray) -> torch.Tensor:
+    """``uint8 (N, H, W, 3)`` -> ``float32 (N, 3, H, W)`` in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
+
+
+METHODS: Registry[Method] = Registry(
+    "method", group="benchmark.methods", builtin_modules=["methods"]
+)

@@ -1,0 +1,113 @@
+"""Per-image quality metrics, defined once for the whole project (see DESIGN.md).
+
+All functions take ``(N, 3, H, W)`` float tensors in ``[0, 1]`` and return one value per image,
+shape ``(N,)``. Hole metrics also take the ``(N, 1, H, W)`` bool mask (``True`` = hole).
+
+>>> target = torch.zeros(1, 3, 16, 16)
+>>> result = target.clone(); result[..., :8, :] = 0.1
+>>> psnr(result, target)
+tensor([23.0103])
+>>> mask = torch.zeros(1, 1, 16, 16, dtype=torch.bool); mask[..., :8, :] = True
+>>> hole_psnr(result, target, mask)
+tensor([20.])
+>>> hole_l1(result, target, mask)
+tensor([0.1000])
+>>> mask_ratio(result, target, mask)
+tensor([0.5000])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import kornia
+import torch
+
+from benchmark.registry import Registry
+
+#: MSE floor: caps PSNR at 100 dB so identical images give a finite number.
+MSE_FLOOR = 1e-10
+#: SSIM window (DESIGN.md): 11x11 Gaussian, sigma 1.5 (kornia's fixed sigma), valid positions.
+SSIM_WINDOW = 11
+
+
+def _psnr_from_mse(mse: torch.Tensor, data_range: float) -> torch.Tensor:
+    return 10 * torch.log10(data_range**2 / mse.clamp_min(MSE_FLOOR))
+
+
+def psnr(result: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """PSNR per image: ``10 log10(data_range^2 / MSE)`` over all pixels and channels (dB)."""
+    mse = (result - target).pow(2).flatten(1).mean(1)
+    return _psnr_from_mse(mse, data_range)
+
+
+def ssim(result: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Mean SSIM per image: Gaussian 11x11 window, sigma 1.5, K1=0.01, K2=0.03, valid positions.
+
+    Equal to scikit-image ``structural_similarity(gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=1, channel_axis=0)`` and to ``tf.image.ssim``.
+    Images must be at least 11 pixels on each side.
+    """
+    if min(result.shape[-2:]) < SSIM_WINDOW:
+        raise ValueError(
+            f"ssim: images must be at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {tuple(result.shape)}"
+        )
+    ssim_map = kornia.metrics.ssim(result, target, SSIM_WINDOW, max_val=data_range, padding="valid")
+    return ssim_map.flatten(1).mean(1)
+
+
+def hole_psnr(result: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """PSNR per image over hole pixels only (all channels), data range 1 (dB)."""
+    weight = mask.expand_as(result).to(result.dtype)
+    mse = ((result - target).pow(2) * weight).flatten(1).sum(1) / weight.flatten(1).sum(1)
+    return _psnr_from_mse(mse, 1.0)
+
+
+def hole_l1(result: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error per image over hole pixels only (all channels), on the [0, 1] scale."""
+    weight = mask.expand_as(result).to(result.dtype)
+    return ((result - target).abs() * weight).flatten(1).sum(1) / weight.flatten(1).sum(1)
+
+
+def mask_ratio(result: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Fraction of hole pixels per image."""
+    return mask.flatten(1).float().mean(1)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A per-image metric with what the leaderboard needs to show it."""
+
+    name: str
+    compute: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+    label: str
+    higher_is_better: bool | None  # None: descriptive only (mask ratio)
+    decimals: int
+
+
+METRICS: Registry[Metric] = Registry("metric", group="benchmark.metrics")
+
+
+def _register(name: str, compute, label: str, higher_is_better: bool | None, decimals: int) -> None:
+    metric = Metric(name, compute, label, higher_is_better, decimals)
+    METRICS.add(name, lambda: metric)
+
+
+_register("psnr", lambda r, t, m: psnr(r, t), "PSNR (dB)", True, 2)
+_register("ssim", lambda r, t, m: ssim(r, t), "SSIM", True, 4)
+_register("hole_psnr", hole_psnr, "hole PSNR (dB)", True, 2)
+_register("hole_l1", hole_l1, "hole L1", False, 4)
+_register("mask_ratio", mask_ratio, "mask ratio", None, 3)
+
+
+def all_metrics() -> list[Metric]:
+    """Every registered metric (plug-in metrics included), by name."""
+    return [METRICS.get(name)() for name in METRICS.names()]
+
+
+def compute_all(
+    result: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Every registered metric for a batch: ``{name: (N,) tensor}``."""
+    return {m.name: m.compute(result, target, mask) for m in all_metrics()}

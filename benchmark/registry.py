@@ -1,0 +1,246 @@
+"""One generic registry of named entries, instantiated once per kind.
+
+Entries are callables (usually classes) that build the object from keyword parameters.
+Built-in entries register themselves with a decorator when their package is imported;
+outside packages add entries through Python entry points, loaded lazily on first use.
+
+>>> COLOURS = Registry("colour")
+>>> @COLOURS.register("red", "rouge")
+... def red(shade: int = 1) -> str:
+...     return f"red{shade}"
+>>> COLOURS.names()
+['red']
+>>> COLOURS.build(parse_spec("rouge:shade=3"))
+'red3'
+>>> COLOURS.get("rde")
+Traceback (most recent call last):
+...
+benchmark.errors.UnknownNameError: unknown colour 'rde' (did you mean 'red'?); valid colours: red
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import importlib
+import inspect
+import re
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Generic, TypeVar
+
+from benchmark.errors import UnknownNameError, UsageError
+
+T = TypeVar("T")
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A registry name with keyword parameters, as written ``name:key=value,key=value``."""
+
+    name: str
+    params: tuple[tuple[str, Any], ...] = field(default_factory=tuple)
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.params)
+
+    def __str__(self) -> str:
+        if not self.params:
+            return self.name
+        return self.name + ":" + ",".join(f"{k}={_format_value(v)}" for k, v in self.params)
+
+
+def _parse_value(text: str) -> Any:
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def parse_spec(text: str) -> Spec:
+    """Parse ``name`` or ``name:key=value,...`` into a :class:`Spec` with sorted keys.
+
+    Values become int, float, bool or None where they read as such, else stay strings.
+
+    >>> str(parse_spec("lines:max_lines=8,min_lines=2"))
+    'lines:max_lines=8,min_lines=2'
+    >>> parse_spec("telea:radius=5").kwargs
+    {'radius': 5}
+    """
+    text = text.strip()
+    name, _, rest = text.partition(":")
+    if not name or not _NAME_RE.match(name):
+        raise UsageError(f"malformed name {text!r}: expected name or name:key=value,...")
+    params: dict[str, Any] = {}
+    if rest:
+        for item in rest.split(","):
+            key, sep, value = item.partition("=")
+            key = key.strip()
+            if not sep or not key.isidentifier():
+                raise UsageError(f"malformed parameter {item!r} in {text!r}: expected key=value")
+            if key in params:
+                raise UsageError(f"parameter {key!r} given twice in {text!r}")
+            params[key] = _parse_value(value.strip())
+    return Spec(name, tuple(sorted(params.items())))
+
+
+def split_specs(text: str) -> list[str]:
+    """Split a comma-separated list of specs, keeping ``key=value`` parameters with their name.
+
+    >>> split_specs("telea:radius=5,ns,lines:max_lines=8,min_lines=2")
+    ['telea:radius=5', 'ns', 'lines:max_lines=8,min_lines=2']
+    """
+    specs: list[str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        if "=" in part and ":" not in part.split("=", 1)[0] and specs:
+            specs[-1] += "," + part  # a further key=value of the previous spec
+        else:
+            specs.append(part)
+    return specs
+
+
+class Registry(Generic[T]):
+    """Named factories of one kind (methods, masks, data sets, metrics).
+
+    ``kind`` names the entries in messages; ``builtin_modules`` are imported on first use so
+    their decorators run; ``group`` is the entry-point group searched for plug-ins.
+    """
+
+    def __init__(
+        self, kind: str, group: str | None = None, builtin_modules: Iterable[str] = ()
+    ) -> None:
+        self.kind = kind
+        self.group = group
+        self._builtin_modules = tuple(builtin_modules)
+        self._entries: dict[str, Callable[..., T]] = {}
+        self._aliases: dict[str, str] = {}
+        self._plugins: dict[str, Any] = {}  # name -> importlib.metadata.EntryPoint, not yet loaded
+        self._discovered = False
+
+    # -- registration -------------------------------------------------------------------------
+    def register(self, name: str, *aliases: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator registering a factory under ``name`` (and optional aliases)."""
+
+        def decorator(factory: Callable[..., T]) -> Callable[..., T]:
+            self.add(name, factory, *aliases)
+            return factory
+
+        return decorator
+
+    def add(self, name: str, factory: Callable[..., T], *aliases: str) -> None:
+        """Register ``factory`` under ``name``; a name already taken is an error."""
+        for key in (name, *aliases):
+            if not _NAME_RE.match(key):
+                raise ValueError(f"invalid {self.kind} name {key!r}")
+            if key in self._entries or key in self._aliases:
+                raise ValueError(f"{self.kind} {key!r} is already registered")
+        self._entries[name] = factory
+        for alias in aliases:
+            self._aliases[alias] = name
+
+    def remove(self, name: str) -> None:
+        """Forget ``name`` and its aliases (used by tests that register temporary entries)."""
+        self._entries.pop(name, None)
+        self._aliases = {a: n for a, n in self._aliases.items() if n != name}
+
+    # -- discovery ----------------------------------------------------------------------------
+    def _discover(self) -> None:
+        if self._discovered:
+            return
+        self._discovered = True
+        for module in self._builtin_modules:
+            importlib.import_module(module)
+        if self.group:
+            for ep in entry_points(group=self.group):
+                if ep.name not in self._entries and ep.name not in self._aliases:
+                    self._plugins[ep.name] = ep
+
+    def _load_plugin(self, name: str) -> None:
+        ep = self._plugins.pop(name)
+        try:
+            factory = ep.load()
+        except Exception as exc:  # a broken plug-in must not hide which one it is
+            raise UsageError(
+                f"{self.kind} {name!r} from entry point {ep.value!r} failed to load: {exc}"
+            ) from exc
+        self._entries[name] = factory
+
+    # -- lookup -------------------------------------------------------------------------------
+    def names(self, pattern: str = "*") -> list[str]:
+        """Sorted names (aliases excluded) matching a shell-style ``pattern``."""
+        self._discover()
+        for name in list(self._plugins):
+            try:
+                self._load_plugin(name)
+            except UsageError as exc:
+                warnings.warn(str(exc), stacklevel=2)
+        return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
+
+    def __contains__(self, name: object) -> bool:
+        self._discover()
+        return name in self._entries or name in self._aliases or name in self._plugins
+
+    def canonical(self, name: str) -> str:
+        """The registered name behind ``name`` or one of its aliases."""
+        self._discover()
+        name = self._aliases.get(name, name)
+        if name in self._plugins:
+            self._load_plugin(name)
+        if name not in self._entries:
+            valid = sorted({*self._entries, *self._plugins})
+            close = difflib.get_close_matches(name, valid + list(self._aliases), n=3, cutoff=0.6)
+            hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+            raise UnknownNameError(
+                f"unknown {self.kind} {name!r}{hint}; valid {self.kind}s: {', '.join(valid)}"
+            )
+        return name
+
+    def get(self, name: str) -> Callable[..., T]:
+        """The factory registered as ``name``; unknown names raise :class:`UnknownNameError`."""
+        return self._entries[self.canonical(name)]
+
+    def parameters(self, name: str) -> dict[str, Any]:
+        """Keyword parameters of the factory ``name`` with their defaults."""
+        signature = inspect.signature(self.get(name))
+        return {
+            p.name: p.default
+            for p in signature.parameters.values()
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        }
+
+    def build(self, spec: Spec | str, **extra: Any) -> T:
+        """Instantiate ``spec`` (a :class:`Spec` or its text), checking parameter names."""
+        if isinstance(spec, str):
+            spec = parse_spec(spec)
+        factory = self.get(spec.name)
+        known = self.parameters(spec.name)
+        unknown = [k for k in spec.kwargs if k not in known]
+        if unknown:
+            choices = ", ".join(f"{k}={v!r}" for k, v in known.items()) or "none"
+            raise UsageError(
+                f"{self.kind} {spec.name!r} has no parameter {unknown[0]!r}; parameters: {choices}"
+            )
+        try:
+            return factory(**spec.kwargs, **extra)
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"bad parameters for {self.kind} {str(spec)!r}: {exc}") from exc
