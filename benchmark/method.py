@@ -76,3 +76,13 @@ def from_uint8_hwc(images: np.ndarray) -> torch.Tensor:
 METHODS: Registry[Method] = Registry(
     "method", group="benchmark.methods", builtin_modules=["methods"]
 )
+
+
+def composite(original: torch.Tensor, prediction: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The evaluated image: ``prediction`` inside the hole, ``original`` everywhere else.
+
+    The prediction is first rounded to 8-bit levels (the data sets are 8-bit), so the saved
+    PNGs reproduce the measured images exactly.
+    """
+    quantized = prediction.to(original.device).mul(255).round_().div_(255)
+    return torch.where(mask.to(original.device), quantized, original)
