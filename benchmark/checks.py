@@ -28,7 +28,7 @@ def check_images(images: torch.Tensor, what: str = "images") -> None:
 
 
 def check_masks(masks: torch.Tensor, shape: tuple[int, ...] | None = None) -> None:
-    """Raise :class:`ContractError` unless ``masks`` is bool (N, 1, H, W) with holes and known pixels.
+    """Raise :class:`ContractError` unless ``masks`` is bool (N, 1, H, W), each with hole and known.
 
     ``shape``, when given, is the ``(N, 3, H, W)`` image shape the masks must match.
     """
@@ -49,11 +49,11 @@ def check_masks(masks: torch.Tensor, shape: tuple[int, ...] | None = None) -> No
         raise ContractError(f"masks: {int((holes == pixels).sum())} mask(s) have no known pixel")
 
 
-def check_prediction(prediction: object, masked: torch.Tensor) -> torch.Tensor:
-    """Validate a method's output for ``masked`` and return it as float32 on the CPU.
+def prediction_to_cpu(prediction: object, masked: torch.Tensor) -> torch.Tensor:
+    """Check a method's output type and shape against ``masked``; return it as CPU float32.
 
-    Raises :class:`ContractError` for a wrong type, shape, NaN/inf or values outside [0, 1]
-    (a tolerance of 1e-4 absorbs float rounding; such values are clamped).
+    Raises :class:`ContractError` for a non-tensor, a wrong shape or a non-float dtype. Values
+    are checked per image by :func:`invalid_images`.
     """
     if not isinstance(prediction, torch.Tensor):
         raise ContractError(f"prediction: expected a torch.Tensor, got {type(prediction).__name__}")
@@ -63,10 +63,38 @@ def check_prediction(prediction: object, masked: torch.Tensor) -> torch.Tensor:
         )
     if not prediction.is_floating_point():
         raise ContractError(f"prediction: expected a float tensor, got {prediction.dtype}")
-    prediction = prediction.detach().to("cpu", torch.float32)
-    if not bool(torch.isfinite(prediction).all()):
-        raise ContractError("prediction: contains NaN or infinite values")
-    low, high = float(prediction.min()), float(prediction.max())
-    if low < -1e-4 or high > 1 + 1e-4:
-        raise ContractError(f"prediction: values must lie in [0, 1], got [{low:.4g}, {high:.4g}]")
+    return prediction.detach().to("cpu", torch.float32)
+
+
+#: Values this far outside [0, 1] are float rounding and get clamped; farther is an error.
+RANGE_TOLERANCE = 1e-4
+
+
+def invalid_images(prediction: torch.Tensor) -> list[str | None]:
+    """Per image of a CPU prediction: ``None`` when its values are valid, else the reason."""
+    flat = prediction.flatten(1)
+    finite = torch.isfinite(flat).all(1).tolist()
+    low = flat.nan_to_num(0.0).amin(1).tolist()
+    high = flat.nan_to_num(1.0).amax(1).tolist()
+    reasons: list[str | None] = []
+    for is_finite, lo, hi in zip(finite, low, high):
+        if not is_finite:
+            reasons.append("prediction contains NaN or infinite values")
+        elif lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
+            reasons.append(f"prediction values must lie in [0, 1], got [{lo:.4g}, {hi:.4g}]")
+        else:
+            reasons.append(None)
+    return reasons
+
+
+def check_prediction(prediction: object, masked: torch.Tensor) -> torch.Tensor:
+    """Validate a method's output for ``masked`` and return it as float32 on the CPU.
+
+    Raises :class:`ContractError` for a wrong type, shape, NaN/inf or values outside [0, 1]
+    (values within 1e-4 of the range are float rounding and are clamped).
+    """
+    prediction = prediction_to_cpu(prediction, masked)
+    for index, reason in enumerate(invalid_images(prediction)):
+        if reason:
+            raise ContractError(f"image {index}: {reason}")
     return prediction.clamp_(0, 1)

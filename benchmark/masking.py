@@ -54,7 +54,9 @@ class MaskGenerator(ABC):
         return torch.from_numpy(masks).unsqueeze(1)
 
 
-MASKS: Registry[MaskGenerator] = Registry("mask", group="benchmark.masks", builtin_modules=["masks"])
+MASKS: Registry[MaskGenerator] = Registry(
+    "mask", group="benchmark.masks", builtin_modules=["masks"]
+)
 
 
 def build_mask(spec) -> MaskGenerator:

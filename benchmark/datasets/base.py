@@ -46,7 +46,9 @@ class TensorDataset(Dataset):
 
     def __init__(self, pixels: np.ndarray, split: str) -> None:
         if pixels.dtype != np.uint8 or pixels.ndim != 4 or pixels.shape[-1] != 3:
-            raise ValueError(f"expected uint8 (N, H, W, 3) pixels, got {pixels.dtype} {pixels.shape}")
+            raise ValueError(
+                f"expected uint8 (N, H, W, 3) pixels, got {pixels.dtype} {pixels.shape}"
+            )
         self.pixels = pixels
         self.split = split
 
@@ -68,7 +70,10 @@ DATASETS: Registry[Dataset] = Registry(
 
 
 def build_dataset(
-    spec: str | Spec, split: str = "test", size: int | None = None, data_dir: str | Path | None = None
+    spec: str | Spec,
+    split: str = "test",
+    size: int | None = None,
+    data_dir: str | Path | None = None,
 ) -> Dataset:
     """Build data set ``spec`` (``name`` or ``name:key=value``; ``folder:PATH`` is a shorthand).
 

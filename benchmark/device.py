@@ -1,0 +1,27 @@
+"""Choosing the torch device from ``--device auto|cpu|cuda``."""
+
+from __future__ import annotations
+
+import torch
+
+from benchmark.errors import UsageError
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when available, else the CPU; ``cuda`` without a GPU is an error."""
+    if name not in DEVICE_CHOICES:
+        raise UsageError(f"unknown device {name!r}; valid devices: {', '.join(DEVICE_CHOICES)}")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for, but torch sees no CUDA device")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def device_description(device: torch.device) -> str:
+    """Human-readable device name for run.json (GPU model, or CPU with its thread count)."""
+    if device.type == "cuda":
+        return f"cuda: {torch.cuda.get_device_name(device)}"
+    return f"cpu ({torch.get_num_threads()} torch threads)"

@@ -1,0 +1,124 @@
+"""Per-image result records (``records.jsonl``) and atomic file writes.
+
+Each record is one JSON line for one (method, mask, image index). Lines are appended a whole
+batch at a time with a single write and flushed to disk, so an interrupted run loses at most
+the batch in flight; a partial last line left by a crash is dropped when the file is reopened.
+Every other file of a run is written atomically (temporary file, then rename).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from benchmark.errors import DataError
+
+STATUS_OK = "ok"
+REQUIRED_FIELDS = ("method", "mask", "index", "status")
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: never half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    """Atomically write ``data`` as indented JSON (NaN written as null)."""
+    write_atomic(path, json.dumps(_finite(data), indent=2) + "\n")
+
+
+def read_json(path: str | Path, what: str = "file") -> Any:
+    """Read a JSON file; a missing or corrupt file is a :class:`DataError` naming it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"{what} {str(path)!r} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{what} {str(path)!r} is not valid JSON: {exc}") from None
+
+
+def _finite(data: Any) -> Any:
+    """Replace NaN/inf floats by None so the JSON is standard."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_finite(v) for v in data]
+    return data
+
+
+def record_key(record: dict[str, Any]) -> tuple[str, str, str, int]:
+    """Identity of a record: (method, method fingerprint, mask, image index)."""
+    return (record["method"], record.get("fingerprint", ""), record["mask"], int(record["index"]))
+
+
+class RecordStore:
+    """The records of one run directory, loaded once and appended batch by batch."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._records: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+        if self.path.exists():
+            self._load()
+
+    def _load(self) -> None:
+        raw = self.path.read_bytes()
+        complete_end = raw.rfind(b"\n") + 1
+        if complete_end < len(raw):  # a crash mid-write left a partial line: drop it
+            with open(self.path, "r+b") as handle:
+                handle.truncate(complete_end)
+        for number, line in enumerate(raw[:complete_end].splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                if not isinstance(record, dict) or any(f not in record for f in REQUIRED_FIELDS):
+                    raise ValueError(f"expected an object with fields {', '.join(REQUIRED_FIELDS)}")
+            except ValueError as exc:
+                raise DataError(
+                    f"records file {str(self.path)!r} is corrupt at line {number}: {exc}"
+                ) from None
+            self._records[record_key(record)] = record
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def __contains__(self, key: tuple[str, str, str, int]) -> bool:
+        return key in self._records
+
+    def get(self, key: tuple[str, str, str, int]) -> dict[str, Any] | None:
+        return self._records.get(key)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._records.values())
+
+    def append(self, records: Iterable[dict[str, Any]]) -> None:
+        """Append ``records`` with one write and fsync; later records replace earlier keys."""
+        records = list(records)
+        if not records:
+            return
+        text = "".join(json.dumps(_finite(r)) + "\n" for r in records)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        for record in records:
+            self._records[record_key(record)] = record
