@@ -215,3 +215,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # unwritable --out, full disk, unreadable path: the user's to fix
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,63 @@
+"""Shared fixtures of the performance suite and the ratio summary printed at its end.
+
+Every figure is reported as a ratio against a bare loop measured in the same session, so the
+numbers compare across machines. Run with ``python -m pytest benchmarks --benchmark-only``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmark.datasets import build_dataset
+from benchmark.masking import build_mask
+
+N_IMAGES = 1000
+#: median seconds of each benchmark, by name, filled as the benchmarks run
+MEDIANS: dict[str, float] = {}
+#: (label, numerator benchmark, denominator benchmark) ratios shown at the end of the session
+RATIOS = [
+    (
+        "telea: harness method path, 1 worker / bare cv2.inpaint loop",
+        "harness_telea_w1",
+        "bare_telea",
+    ),
+    (
+        "telea: full run (masks, metrics, records), 1 worker / bare loop",
+        "run_telea_w1",
+        "bare_telea",
+    ),
+    ("telea: speed-up of 2 workers over 1 (method path)", "harness_telea_w1", "harness_telea_w2"),
+    ("telea: speed-up of 2 workers over 1 (full run)", "run_telea_w1", "run_telea_w2"),
+    ("unet: inference images/s at 32x32 (batch 256)", "unet_images", "unet_inference"),
+]
+
+
+@pytest.fixture(scope="session")
+def test_images():
+    """The first 1,000 test patches of the default data set and their ``lines`` masks."""
+    dataset = build_dataset("skimage-patches", "test")
+    indices = list(range(min(N_IMAGES, len(dataset))))
+    images = dataset.images(indices)
+    masks = build_mask("lines").batch(indices, *images.shape[-2:], seed=0)
+    return images, masks
+
+
+@pytest.fixture
+def remember():
+    """``remember(benchmark, name)`` keeps the benchmark's median for the ratio summary."""
+
+    def _remember(benchmark, name: str) -> None:
+        MEDIANS[name] = benchmark.stats.stats.median
+
+    return _remember
+
+
+def pytest_terminal_summary(terminalreporter):
+    lines = []
+    for label, top, bottom in RATIOS:
+        if top in MEDIANS and bottom in MEDIANS:
+            lines.append(f"{label}: {MEDIANS[top] / MEDIANS[bottom]:.3f}")
+    if lines:
+        terminalreporter.section("ratios (same session)")
+        for line in lines:
+            terminalreporter.write_line(line)
