@@ -229,18 +229,32 @@ class Registry(Generic[T]):
         }
 
     def build(self, spec: Spec | str, **extra: Any) -> T:
-        """Instantiate ``spec`` (a :class:`Spec` or its text), checking parameter names."""
+        """Instantiate ``spec`` (a :class:`Spec` or its text), checking parameter names.
+
+        ``extra`` are keyword arguments the harness supplies itself (e.g. a data set's split);
+        a user parameter of the same name is refused. Factories raise ``ValueError`` for bad
+        parameter values; it becomes a :class:`UsageError` naming the entry.
+        """
         if isinstance(spec, str):
             spec = parse_spec(spec)
         factory = self.get(spec.name)
-        known = self.parameters(spec.name)
-        unknown = [k for k in spec.kwargs if k not in known]
-        if unknown:
-            choices = ", ".join(f"{k}={v!r}" for k, v in known.items()) or "none"
-            raise UsageError(
-                f"{self.kind} {spec.name!r} has no parameter {unknown[0]!r}; parameters: {choices}"
-            )
+        known = {k: v for k, v in self.parameters(spec.name).items() if k not in extra}
+        for key in spec.kwargs:
+            if key in extra:
+                raise UsageError(
+                    f"{self.kind} {spec.name!r}: {key!r} is set by its own command-line option, "
+                    "not as a name:key=value parameter"
+                )
+            if key not in known:
+                choices = ", ".join(f"{k}={v!r}" for k, v in known.items()) or "none"
+                raise UsageError(
+                    f"{self.kind} {spec.name!r} has no parameter {key!r}; parameters: {choices}"
+                )
+        try:
+            inspect.signature(factory).bind(**spec.kwargs, **extra)
+        except TypeError as exc:
+            raise UsageError(f"bad parameters for {self.kind} {str(spec)!r}: {exc}") from exc
         try:
             return factory(**spec.kwargs, **extra)
-        except (TypeError, ValueError) as exc:
+        except ValueError as exc:
             raise UsageError(f"bad parameters for {self.kind} {str(spec)!r}: {exc}") from exc

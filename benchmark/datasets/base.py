@@ -7,6 +7,7 @@ with a stable index per image. Splits are ``train`` and ``test``.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,18 @@ from benchmark.errors import UsageError
 from benchmark.registry import Registry, Spec, parse_spec
 
 SPLITS = ("train", "test")
+#: Smallest image side: the SSIM window (11 px) must fit inside every image.
+MIN_SIZE = 11
+
+
+def resolve_size(size: int | None, default: int | None, who: str) -> int | None:
+    """``size`` (or ``default`` when None) checked to be an integer side of at least MIN_SIZE."""
+    side = default if size is None else size
+    if side is None:
+        return None
+    if isinstance(side, bool) or not isinstance(side, int) or side < MIN_SIZE:
+        raise UsageError(f"{who}: expected size to be an integer >= {MIN_SIZE}, got {size!r}")
+    return side
 
 
 class Dataset(ABC):
@@ -84,10 +97,11 @@ def build_dataset(
         raise UsageError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
     if isinstance(spec, str):
         name, _, rest = spec.partition(":")
-        if name == "folder" and rest and "=" not in rest.split(",")[0]:
-            spec = Spec("folder", (("path", rest),))  # folder:PATH shorthand
+        if name == "folder" and rest and not re.match(r"^[A-Za-z_]\w*=", rest):
+            spec = Spec("folder", (("path", rest),))  # folder:PATH shorthand, any characters
         else:
             spec = parse_spec(spec)
+    spec = Spec(DATASETS.canonical(spec.name), spec.params)  # aliases name the same results
     dataset = DATASETS.build(spec, split=split, size=size, data_dir=data_dir)
     dataset.name = str(spec)
     dataset.split = split
