@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import sys
 from collections.abc import Sequence
 
@@ -206,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse ``argv``, run the subcommand, turn user errors into one line."""
+    # OpenCV logs decoder warnings on stderr; corrupt files are reported by our own one line.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)

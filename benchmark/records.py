@@ -28,6 +28,7 @@ def write_atomic(path: str | Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
@@ -36,6 +37,12 @@ def write_atomic(path: str | Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: str | Path, data: Any) -> None:
@@ -91,11 +98,12 @@ class RecordStore:
                 record = json.loads(line)
                 if not isinstance(record, dict) or any(f not in record for f in REQUIRED_FIELDS):
                     raise ValueError(f"expected an object with fields {', '.join(REQUIRED_FIELDS)}")
-            except ValueError as exc:
+                key = record_key(record)
+            except (ValueError, TypeError) as exc:
                 raise DataError(
                     f"records file {str(self.path)!r} is corrupt at line {number}: {exc}"
                 ) from None
-            self._records[record_key(record)] = record
+            self._records[key] = record
 
     def __len__(self) -> int:
         return len(self._records)

@@ -176,13 +176,14 @@ class Registry(Generic[T]):
                     self._plugins[ep.name] = ep
 
     def _load_plugin(self, name: str) -> None:
-        ep = self._plugins.pop(name)
+        ep = self._plugins[name]
         try:
             factory = ep.load()
         except Exception as exc:  # a broken plug-in must not hide which one it is
             raise UsageError(
                 f"{self.kind} {name!r} from entry point {ep.value!r} failed to load: {exc}"
             ) from exc
+        del self._plugins[name]  # kept while broken, so every lookup repeats the real error
         self._entries[name] = factory
 
     # -- lookup -------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import benchmark
 from benchmark.checks import check_images, check_masks, invalid_images, prediction_to_cpu
 from benchmark.datasets import Dataset, build_dataset
 from benchmark.device import device_description, resolve_device
-from benchmark.errors import ContractError, UsageError
+from benchmark.errors import ContractError, DataError, UsageError
 from benchmark.leaderboard import build_leaderboard, render_markdown
 from benchmark.masking import MaskGenerator, build_mask
 from benchmark.method import METHODS, Method, composite
@@ -142,7 +142,10 @@ def _check_run_dir(run_dir: Path, config: RunConfig) -> None:
     run_json = run_dir / "run.json"
     if not run_json.exists():
         return
-    previous = read_json(run_json, "run file").get("identity", {})
+    previous = read_json(run_json, "run file")
+    previous = previous.get("identity") if isinstance(previous, dict) else None
+    if not isinstance(previous, dict):
+        raise DataError(f"run file {str(run_json)!r} has no 'identity' object; is it a run.json?")
     changed = [k for k, v in config.identity().items() if previous.get(k) != v]
     if changed:
         diffs = ", ".join(f"{k} {previous.get(k)!r} -> {config.identity()[k]!r}" for k in changed)
@@ -165,7 +168,9 @@ class Evaluator:
         self.method.to(self.device)
 
     def _predict_chunk(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        prediction = self.method.inpaint(masked.to(self.device), mask.to(self.device))
+        # copies: a method that edits its inputs in place must not change what is measured
+        masked_in, mask_in = masked.to(self.device, copy=True), mask.to(self.device, copy=True)
+        prediction = self.method.inpaint(masked_in, mask_in)
         return prediction_to_cpu(prediction, masked)
 
     def predict(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
