@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from benchmark.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when available, else the CPU; ``cuda`` without a GPU is an error."""
+    import torch  # here, not at module level: the CLI's option parsing should not load torch
+
     if name not in DEVICE_CHOICES:
         raise UsageError(f"unknown device {name!r}; valid devices: {', '.join(DEVICE_CHOICES)}")
     if name == "cuda" and not torch.cuda.is_available():
@@ -22,6 +27,8 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def device_description(device: torch.device) -> str:
     """Human-readable device name for run.json (GPU model, or CPU with its thread count)."""
+    import torch
+
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
     return f"cpu ({torch.get_num_threads()} torch threads)"

@@ -102,6 +102,11 @@ def parse_spec(text: str) -> Spec:
     return Spec(name, tuple(sorted(params.items())))
 
 
+def _same(default: Any, value: Any) -> bool:
+    """``value`` equals ``default`` (3 == 3.0, but True is not 1)."""
+    return isinstance(default, bool) == isinstance(value, bool) and default == value
+
+
 def split_specs(text: str) -> list[str]:
     """Split a comma-separated list of specs, keeping ``key=value`` parameters with their name.
 
@@ -228,6 +233,20 @@ class Registry(Generic[T]):
             for p in signature.parameters.values()
             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
         }
+
+    def normalize(self, spec: Spec | str) -> Spec:
+        """``spec`` with its canonical name and without parameters equal to their defaults.
+
+        ``telea``, ``telea:radius=3`` and an alias of telea all name the same results.
+        """
+        if isinstance(spec, str):
+            spec = parse_spec(spec)
+        name = self.canonical(spec.name)
+        defaults = self.parameters(name)
+        params = tuple(
+            (k, v) for k, v in spec.params if k not in defaults or not _same(defaults[k], v)
+        )
+        return Spec(name, params)
 
     def build(self, spec: Spec | str, **extra: Any) -> T:
         """Instantiate ``spec`` (a :class:`Spec` or its text), checking parameter names.

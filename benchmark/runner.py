@@ -29,12 +29,13 @@ from tqdm import tqdm
 import benchmark
 from benchmark.checks import check_images, check_masks, invalid_images, prediction_to_cpu
 from benchmark.datasets import Dataset, build_dataset
+from benchmark.datasets.base import MIN_SIZE, dataset_spec
 from benchmark.device import device_description, resolve_device
 from benchmark.errors import ContractError, DataError, UsageError
 from benchmark.leaderboard import build_leaderboard, render_markdown
-from benchmark.masking import MaskGenerator, build_mask
+from benchmark.masking import MASKS, MaskGenerator, build_mask
 from benchmark.method import METHODS, Method, composite
-from benchmark.metrics import compute_all
+from benchmark.metrics import METRICS, compute_all
 from benchmark.records import (
     STATUS_OK,
     RecordStore,
@@ -76,7 +77,8 @@ class RunConfig:
     def identity(self) -> dict[str, Any]:
         """The settings that decide every record's value (besides method and mask)."""
         return {
-            "dataset": self.dataset,
+            "dataset": str(dataset_spec(self.dataset)),
+            "data_dir": str(Path(self.data_dir).expanduser().resolve()) if self.data_dir else None,
             "split": self.split,
             "size": self.size,
             "seed": self.seed,
@@ -88,7 +90,7 @@ class RunConfig:
         if self.out:
             return Path(self.out)
         digest = hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()
-        slug = slugify(self.dataset)[:40]
+        slug = slugify(self.identity()["dataset"])[:40]
         return Path(root) / f"{slug}-{self.split}-s{self.seed}-{digest[:8]}"
 
 
@@ -194,8 +196,19 @@ def run_benchmark(config: RunConfig) -> RunResult:
         raise UsageError(f"--limit must be at least 1, got {config.limit}")
     device = resolve_device(config.device)
     dataset = build_dataset(config.dataset, config.split, config.size, config.data_dir)
-    method_specs = [parse_spec(m) for m in config.methods]
-    mask_specs = [parse_spec(m) for m in config.masks]
+    if min(dataset.image_size) < MIN_SIZE:
+        raise UsageError(
+            f"data set {dataset.name!r} has {dataset.image_size} images; SSIM needs at least "
+            f"{MIN_SIZE}x{MIN_SIZE} (choose a larger --size)"
+        )
+    method_specs = [METHODS.normalize(m) for m in config.methods]
+    mask_specs = [MASKS.normalize(m) for m in config.masks]
+    for kind, specs in (("methods", method_specs), ("masks", mask_specs)):
+        repeated = sorted({str(s) for s in specs if specs.count(s) > 1})
+        if repeated:
+            raise UsageError(
+                f"{kind} listed twice (after aliases and defaults): {', '.join(repeated)}"
+            )
     methods = {str(s): METHODS.build(s) for s in method_specs}  # fail fast on bad names/weights
     masks = {str(s): build_mask(s) for s in mask_specs}
     count = len(dataset) if config.limit is None else min(config.limit, len(dataset))
@@ -301,8 +314,6 @@ def run_benchmark(config: RunConfig) -> RunResult:
 
 
 def _describe(name: str, kind: str = "method") -> dict[str, Any]:
-    from benchmark.masking import MASKS
-
     spec: Spec = parse_spec(name)
     registry = METHODS if kind == "method" else MASKS
     params = {k: v for k, v in registry.parameters(spec.name).items()}
@@ -327,6 +338,8 @@ def _is_done(
     record = store.get(key)
     if record is None or record["status"] != STATUS_OK:
         return False  # failed rows are retried
+    if any(name not in record for name in METRICS.names()):
+        return False  # a metric registered since (plug-in): measure again
     if config.save_images:
         png = f"{key[3]:06d}.png"
         return _image_path(run_dir, slugify(mask_name), slugify(method_name), png).exists()

@@ -82,6 +82,17 @@ DATASETS: Registry[Dataset] = Registry(
 )
 
 
+def dataset_spec(spec: str | Spec) -> Spec:
+    """The normalized spec of a data set (``folder:PATH`` shorthand, aliases, defaults)."""
+    if isinstance(spec, str):
+        name, _, rest = spec.partition(":")
+        if name == "folder" and rest and not re.match(r"^[A-Za-z_]\w*=", rest):
+            spec = Spec("folder", (("path", rest),))  # folder:PATH shorthand, any characters
+        else:
+            spec = parse_spec(spec)
+    return DATASETS.normalize(spec)
+
+
 def build_dataset(
     spec: str | Spec,
     split: str = "test",
@@ -95,13 +106,7 @@ def build_dataset(
     """
     if split not in SPLITS:
         raise UsageError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
-    if isinstance(spec, str):
-        name, _, rest = spec.partition(":")
-        if name == "folder" and rest and not re.match(r"^[A-Za-z_]\w*=", rest):
-            spec = Spec("folder", (("path", rest),))  # folder:PATH shorthand, any characters
-        else:
-            spec = parse_spec(spec)
-    spec = Spec(DATASETS.canonical(spec.name), spec.params)  # aliases name the same results
+    spec = dataset_spec(spec)
     dataset = DATASETS.build(spec, split=split, size=size, data_dir=data_dir)
     dataset.name = str(spec)
     dataset.split = split

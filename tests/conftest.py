@@ -1,0 +1,82 @@
+"""Shared fixtures: temporary registry entries and a subprocess runner for the CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmark.datasets import DATASETS
+from benchmark.method import METHODS
+
+
+@pytest.fixture
+def single_torch_thread() -> Iterator[None]:
+    """One intra-op torch thread for the test: tiny tensors on a shared 2-core machine run up to
+    30x slower with two threads competing with other processes. Restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def temp_method() -> Iterator[Callable[[str, type], str]]:
+    """Register test-only methods in ``METHODS`` for one test: ``temp_method(name, cls)``.
+
+    Every name registered through it is removed afterwards, even when the test fails.
+    """
+    METHODS.names()  # import the built-ins first, so a clash with one fails loudly here
+    added: list[str] = []
+
+    def add(name: str, factory: type) -> str:
+        METHODS.add(name, factory)
+        added.append(name)
+        return name
+
+    yield add
+    for name in added:
+        METHODS.remove(name)
+
+
+@pytest.fixture
+def temp_dataset() -> Iterator[Callable[..., str]]:
+    """Register test-only data sets in ``DATASETS``: ``temp_dataset(name, factory, *aliases)``.
+
+    ``factory(*, split, size, data_dir)`` returns a :class:`benchmark.datasets.Dataset`; every
+    name registered through it is removed afterwards.
+    """
+    DATASETS.names()
+    added: list[str] = []
+
+    def add(name: str, factory: Callable, *aliases: str) -> str:
+        DATASETS.add(name, factory, *aliases)
+        added.append(name)
+        return name
+
+    yield add
+    for name in added:
+        DATASETS.remove(name)
+
+
+@pytest.fixture
+def run_cli(tmp_path: Path) -> Callable[..., tuple[int, str, str]]:
+    """``run_cli(*args, cwd=tmp_path)``: ``python -m benchmark ARGS`` -> (code, stdout, stderr)."""
+
+    def run(
+        *args: str, cwd: str | Path | None = None, timeout: float = 120
+    ) -> tuple[int, str, str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmark", *args],
+            cwd=cwd or tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        return done.returncode, done.stdout, done.stderr
+
+    return run

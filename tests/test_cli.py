@@ -1,0 +1,349 @@
+"""The command line through a subprocess: listing, a real run, and every user-error path."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from benchmark.datasets import DATASETS
+from benchmark.masking import MASKS
+from benchmark.method import METHODS, Method
+from benchmark.metrics import METRICS
+
+REGISTRIES = {"methods": METHODS, "masks": MASKS, "datasets": DATASETS, "metrics": METRICS}
+
+
+def listed_names(stdout: str, section: str) -> list[str]:
+    """Names printed under ``section:`` by ``list`` (two-space indented lines)."""
+    names, current = [], None
+    for line in stdout.splitlines():
+        if line and not line.startswith(" "):
+            current = line.rstrip(":")
+        elif current == section and line.startswith("  "):
+            names.append(re.split(r"[ :(]", line.strip(), maxsplit=1)[0])
+    return names
+
+
+def assert_one_line_error(code: int, stderr: str, expected_code: int) -> str:
+    assert code == expected_code, stderr
+    assert "Traceback" not in stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+def tables(stdout: str) -> dict[str, list[str]]:
+    """Method names in rank order, per ``mask: NAME`` table of the console output."""
+    out: dict[str, list[str]] = {}
+    current = None
+    for line in stdout.splitlines():
+        if not line.strip():
+            current = None
+        elif line.startswith("mask: "):
+            current = line[len("mask: ") :].strip()
+            out[current] = []
+        elif current and re.match(r"^\d+\s+\S", line):
+            out[current].append(line.split()[1])
+    return out
+
+
+@pytest.fixture
+def main_in_process(capsys):
+    """``benchmark.cli.main`` in this process: (code, stdout, stderr) like ``run_cli``."""
+    from benchmark.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        environ = dict(os.environ)
+        try:
+            code = main(list(args))
+        finally:  # main() may set variables (OPENCV_LOG_LEVEL) meant for its own process
+            os.environ.clear()
+            os.environ.update(environ)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run
+
+
+# -- list -----------------------------------------------------------------------------------------
+def test_list_shows_every_registered_name(run_cli):
+    code, stdout, stderr = run_cli("list")
+    assert code == 0, stderr
+    for kind, registry in REGISTRIES.items():
+        assert listed_names(stdout, kind) == registry.names(), kind
+    assert "telea (radius=3)" in stdout  # parameters with defaults are shown
+
+
+def test_list_methods_shows_only_methods(run_cli):
+    code, stdout, stderr = run_cli("list", "methods")
+    assert code == 0, stderr
+    assert listed_names(stdout, "methods") == METHODS.names()
+    assert "masks:" not in stdout and "datasets:" not in stdout
+
+
+# -- run ------------------------------------------------------------------------------------------
+def test_run_prints_two_ranked_tables_and_writes_results(run_cli, tmp_path):
+    out = tmp_path / "out"
+    code, stdout, stderr = run_cli(
+        "run",
+        "--methods", "telea,mean",
+        "--masks", "lines,square",
+        "--limit", "40",
+        "--out", str(out),
+        "--quiet",
+    )  # fmt: skip
+    assert code == 0, stderr
+    ranked = tables(stdout)
+    assert list(ranked) == ["lines", "square"]
+    for mask, methods in ranked.items():
+        assert methods == ["telea", "mean"], mask
+    assert "±" in stdout
+    assert "160 records computed, 0 reused" in stdout
+    assert "Traceback" not in stderr and "%|" not in stderr  # --quiet: no progress bars
+    for name in ("records.jsonl", "leaderboard.json", "leaderboard.md", "run.json"):
+        assert (out / name).is_file(), name
+    board = json.loads((out / "leaderboard.json").read_text())
+    assert [t["mask"] for t in board["tables"]] == ["lines", "square"]
+    assert all(e["n"] == 40 for t in board["tables"] for e in t["entries"])
+
+
+def test_run_methods_all(run_cli, tmp_path):
+    code, stdout, stderr = run_cli(
+        "run", "--methods", "all", "--masks", "square", "--limit", "6", "--out", "o", "--quiet"
+    )
+    assert code == 0, stderr
+    ranked = tables(stdout)
+    assert sorted(ranked["square"]) == METHODS.names()
+    assert f"{6 * len(METHODS.names())} records computed" in stdout
+
+
+# -- usage errors: exit 2, one line ---------------------------------------------------------------
+BASE = ["run", "--limit", "5", "--quiet", "--out", "o"]
+
+
+def test_unknown_method(run_cli):
+    code, _, stderr = run_cli(*BASE, "--methods", "teela,mean", "--masks", "lines")
+    line = assert_one_line_error(code, stderr, 2)
+    assert "unknown method 'teela'" in line and "did you mean 'telea'" in line
+    for name in METHODS.names():
+        assert name in line
+
+
+def test_unknown_mask(run_cli):
+    code, _, stderr = run_cli(*BASE, "--methods", "telea", "--masks", "lnes")
+    line = assert_one_line_error(code, stderr, 2)
+    assert "unknown mask 'lnes'" in line and "did you mean 'lines'" in line
+    assert "lines, square" in line
+
+
+def test_unknown_dataset(run_cli):
+    code, _, stderr = run_cli(*BASE, "--methods", "telea", "--masks", "lines", "--dataset", "cifar")
+    line = assert_one_line_error(code, stderr, 2)
+    assert "unknown dataset 'cifar'" in line and "did you mean 'cifar10'" in line
+    assert "skimage-patches" in line
+
+
+def test_bad_parameter(run_cli):
+    code, _, stderr = run_cli(*BASE, "--methods", "telea:radiuss=3", "--masks", "lines")
+    line = assert_one_line_error(code, stderr, 2)
+    assert "'radiuss'" in line and "radius=3" in line
+
+
+def test_bad_parameter_value(main_in_process, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, stderr = main_in_process(*BASE, "--methods", "telea:radius=0", "--masks", "lines")
+    line = assert_one_line_error(code, stderr, 2)
+    assert "radius" in line and ">= 1" in line
+
+
+def test_malformed_spec(run_cli):
+    code, _, stderr = run_cli(*BASE, "--methods", "telea:radius", "--masks", "lines")
+    line = assert_one_line_error(code, stderr, 2)
+    assert "malformed" in line and "telea:radius" in line
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_device_cuda_without_gpu(run_cli):
+    code, _, stderr = run_cli(*BASE, "--methods", "telea", "--masks", "lines", "--device", "cuda")
+    line = assert_one_line_error(code, stderr, 2)
+    assert "cuda" in line.lower()
+
+
+def test_unknown_option(run_cli):
+    code, _, stderr = run_cli("run", "--methods", "telea", "--masks", "lines", "--bogus")
+    line = assert_one_line_error(code, stderr, 2)
+    assert "unrecognized arguments: --bogus" in line
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["run", "--methods", "telea", "--masks", "lines", "--limit", "many"], "many"),
+        (["run", "--methods", "telea", "--masks", "lines", "--limit", "0"], "--limit"),
+        (["run", "--methods", "telea", "--masks", "lines", "--batch-size", "0"], "--batch-size"),
+        (
+            ["run", "--methods", "telea,telea", "--masks", "lines"],
+            "listed twice (after aliases and defaults): telea",
+        ),
+        (["run", "--methods", "telea,telea:radius=3.0", "--masks", "lines"], "listed twice"),
+        (["run", "--methods", "all,telea", "--masks", "lines"], "all"),
+        (["run", "--masks", "lines"], "--methods"),
+        (["run", "--methods", "telea", "--masks", "lines", "--split", "val"], "val"),
+        (["list", "widgets"], "widgets"),
+        ([], "command"),
+    ],
+)
+def test_argument_errors(main_in_process, tmp_path, monkeypatch, args, expected):
+    """Further usage errors, in process (each subprocess costs seconds of torch import)."""
+    monkeypatch.chdir(tmp_path)
+    code, _, stderr = main_in_process(*args)
+    line = assert_one_line_error(code, stderr, 2)
+    assert expected in line
+
+
+def test_interrupted_run_exits_130_with_a_resume_hint(main_in_process, tmp_path, temp_method):
+    from methods.floors import MeanFill
+
+    class Interrupts(MeanFill):
+        def inpaint(self, masked, mask):
+            raise KeyboardInterrupt
+
+    name = temp_method("test-cli-interrupt", Interrupts)
+    code, stdout, stderr = main_in_process(
+        "run", "--methods", name, "--masks", "square", "--limit", "5", "--quiet",
+        "--out", str(tmp_path / "o"),
+    )  # fmt: skip
+    assert code == 130
+    assert "rerun the same command to resume" in stderr and "Traceback" not in stderr
+    assert json.loads((tmp_path / "o" / "run.json").read_text())["status"] == "interrupted"
+
+
+def test_failing_method_still_prints_the_table_and_warns(main_in_process, tmp_path, temp_method):
+    class Crashes(Method):
+        def inpaint(self, masked, mask):
+            raise RuntimeError("kaboom")
+
+    name = temp_method("test-cli-crash", Crashes)
+    code, stdout, stderr = main_in_process(
+        "run", "--methods", f"mean,{name}", "--masks", "square", "--limit", "5", "--quiet",
+        "--out", str(tmp_path / "o"),
+    )  # fmt: skip
+    assert code == 0
+    assert tables(stdout) == {"square": ["mean", name]}
+    assert "warning: 5 image evaluations failed" in stderr
+    assert "records.jsonl" in stderr
+
+
+# -- data errors: exit 1, one line naming the file ------------------------------------------------
+def _photo_folder(tmp_path, broken: bytes):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        cv2.imwrite(str(photos / f"img{i}.png"), rng.integers(0, 256, (40, 48, 3), np.uint8))
+    (photos / "img1_broken.png").write_bytes(broken)
+    return photos
+
+
+def _truncated_png() -> bytes:
+    ok, encoded = cv2.imencode(".png", np.random.default_rng(1).integers(0, 256, (40, 48, 3)))
+    assert ok
+    return encoded.tobytes()[: encoded.size // 2]
+
+
+FOLDER_RUN = [*BASE, "--methods", "mean", "--masks", "square", "--dataset", "folder:photos"]
+
+
+@pytest.mark.parametrize("broken", [b"this is not an image at all", "truncated"])
+def test_corrupt_image_in_folder_dataset(run_cli, tmp_path, broken):
+    _photo_folder(tmp_path, _truncated_png() if broken == "truncated" else broken)
+    code, _, stderr = run_cli(*FOLDER_RUN, "--size", "32")
+    line = assert_one_line_error(code, stderr, 1)
+    assert "img1_broken.png" in line and "photos" in line
+
+
+def test_png_with_a_bad_header_in_folder_gives_exactly_one_line(run_cli, tmp_path):
+    _photo_folder(tmp_path, b"\x89PNG\r\n\x1a\n" + b"not really a png" * 10)
+    code, _, stderr = run_cli(*FOLDER_RUN, "--size", "32")
+    line = assert_one_line_error(code, stderr, 1)
+    assert "img1_broken.png" in line
+
+
+def _cifar_batch(n: int) -> dict:
+    rng = np.random.default_rng(n)
+    return {
+        b"batch_label": b"testing batch 1 of 1",
+        b"labels": rng.integers(0, 10, n).tolist(),
+        b"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+        b"filenames": [f"img_{i}.png".encode() for i in range(n)],
+    }
+
+
+@pytest.mark.parametrize("others_present", [True, False])
+def test_corrupt_cifar_file(run_cli, tmp_path, others_present):
+    folder = tmp_path / "cifar" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    good = pickle.dumps(_cifar_batch(8), protocol=2)
+    if others_present:
+        for i in range(1, 6):
+            (folder / f"data_batch_{i}").write_bytes(good)
+        (folder / "batches.meta").write_bytes(pickle.dumps({b"label_names": [b"cat"]}, 2))
+        (folder / "test_batch").write_bytes(good[: len(good) // 2])  # truncated download
+    else:
+        (folder / "test_batch").write_bytes(np.random.default_rng(1).bytes(4096))  # garbage
+    code, _, stderr = run_cli(
+        *BASE, "--methods", "mean", "--masks", "square", "--dataset", "cifar10",
+        "--data-dir", "cifar",
+    )  # fmt: skip
+    line = assert_one_line_error(code, stderr, 1)
+    assert "test_batch" in line and "corrupt" in line
+
+
+def test_missing_cifar_without_download(main_in_process, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "empty").mkdir()
+    code, _, stderr = main_in_process(
+        *BASE, "--methods", "mean", "--masks", "square", "--dataset", "cifar10:download=false",
+        "--data-dir", "empty",
+    )  # fmt: skip
+    line = assert_one_line_error(code, stderr, 1)
+    assert "cifar-10-batches-py" in line and "empty" in line
+
+
+def test_corrupt_records_file_in_out_dir(run_cli, tmp_path):
+    out = tmp_path / "o"
+    out.mkdir()
+    good = {"method": "mean", "mask": "square", "index": 0, "status": "ok"}
+    (out / "records.jsonl").write_text(json.dumps(good) + "\n{not json\n" + json.dumps(good) + "\n")
+    code, _, stderr = run_cli(*BASE, "--methods", "mean", "--masks", "square")
+    line = assert_one_line_error(code, stderr, 1)
+    assert "records.jsonl" in line and "line 2" in line
+
+
+def test_corrupt_run_json_in_out_dir(main_in_process, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "run.json").write_text('{"identity": {"seed": ')
+    code, _, stderr = main_in_process(*BASE, "--methods", "mean", "--masks", "square")
+    line = assert_one_line_error(code, stderr, 1)
+    assert "run.json" in line
+
+
+@pytest.mark.parametrize("content", ["[]", '{"identity": [1, 2]}'])
+def test_run_json_of_the_wrong_shape_in_out_dir(main_in_process, tmp_path, monkeypatch, content):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "run.json").write_text(content)
+    code, _, stderr = main_in_process(*BASE, "--methods", "mean", "--masks", "square")
+    line = assert_one_line_error(code, stderr, 1)
+    assert "run.json" in line

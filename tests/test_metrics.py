@@ -1,0 +1,264 @@
+"""Metrics against scikit-image and the seed's formula; hole metrics; per-image independence."""
+
+from __future__ import annotations
+
+import doctest
+import functools
+
+import numpy as np
+import pytest
+import torch
+from skimage import data
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+import benchmark.metrics as metrics_module
+from benchmark.metrics import (
+    METRICS,
+    MSE_FLOOR,
+    all_metrics,
+    compute_all,
+    hole_l1,
+    hole_psnr,
+    mask_ratio,
+    psnr,
+    ssim,
+)
+
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
+SSIM_TOLERANCE = 1e-4
+PSNR_TOLERANCE = 1e-4
+
+
+def sk_ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """scikit-image's Gaussian SSIM of two (3, H, W) float64 images in [0, 1]."""
+    return structural_similarity(
+        a,
+        b,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=1,
+        channel_axis=0,
+    )
+
+
+def to_chw(image: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) -> float64 (3, H, W) in [0, 1] (exact 8-bit levels)."""
+    return image.transpose(2, 0, 1).astype(np.float64) / 255
+
+
+def pairs_random(rng: np.random.Generator, n: int, h: int, w: int, noise: float):
+    target = rng.integers(0, 256, (n, 3, h, w)) / 255
+    result = np.clip(target + rng.normal(0, noise, target.shape), 0, 1)
+    result = np.round(result * 255) / 255
+    return result, target
+
+
+@functools.lru_cache(maxsize=1)
+def real_pairs() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Crops of real photographs and degraded versions (blur, noise, a filled hole)."""
+    rng = np.random.default_rng(7)
+    astronaut, chelsea = data.astronaut(), data.chelsea()
+    crops = [astronaut[100:164, 180:244], astronaut[300:332, 50:82], chelsea[50:150, 100:220]]
+    out = []
+    for crop in crops:
+        target = to_chw(crop)
+        noisy = np.clip(target + rng.normal(0, 0.05, target.shape), 0, 1)
+        holed = target.copy()
+        h, w = target.shape[1:]
+        holed[:, h // 4 : h // 2, w // 3 : w // 2] = target.mean(axis=(1, 2), keepdims=True)
+        blurred = (target + np.roll(target, 1, 1) + np.roll(target, 1, 2)) / 3
+        out += [(noisy, target), (holed, target), (blurred, target)]
+    return out
+
+
+def t(x: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(x, dtype=np.float32))
+
+
+# -- PSNR -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("noise", [0.003, 0.02, 0.2])
+def test_psnr_matches_skimage_on_random_images(noise):
+    result, target = pairs_random(np.random.default_rng(0), 6, 32, 32, noise)
+    ours = psnr(t(result), t(target))
+    assert ours.shape == (6,)
+    for i in range(6):
+        ref = peak_signal_noise_ratio(target[i], result[i], data_range=1)
+        assert ours[i].item() == pytest.approx(ref, abs=PSNR_TOLERANCE)
+
+
+def test_psnr_matches_the_seed_255_scale_formula_on_8bit_data():
+    rng = np.random.default_rng(1)
+    target8 = rng.integers(0, 256, (4, 3, 32, 32)).astype(np.uint8)
+    result8 = np.clip(target8.astype(int) + rng.integers(-20, 21, target8.shape), 0, 255)
+    result8 = result8.astype(np.uint8)
+    ours = psnr(t(result8 / 255), t(target8 / 255))
+    for i in range(4):
+        mse = np.mean((result8[i].astype(np.float64) - target8[i].astype(np.float64)) ** 2)
+        seed = 20 * np.log10(255.0 / np.sqrt(mse))
+        assert ours[i].item() == pytest.approx(seed, abs=PSNR_TOLERANCE)
+
+
+def test_psnr_on_real_images_matches_skimage():
+    for result, target in real_pairs():
+        ours = psnr(t(result[None]), t(target[None])).item()
+        assert ours == pytest.approx(
+            peak_signal_noise_ratio(target, result, data_range=1), abs=PSNR_TOLERANCE
+        )
+
+
+def test_psnr_data_range_scales():
+    result, target = pairs_random(np.random.default_rng(2), 2, 16, 16, 0.05)
+    at_1 = psnr(t(result), t(target))
+    at_255 = psnr(t(result * 255), t(target * 255), data_range=255)
+    torch.testing.assert_close(at_1, at_255, atol=1e-3, rtol=0)
+
+
+def test_identical_images_give_100db_cap_and_ssim_one():
+    image = t(to_chw(data.astronaut()[:48, :48])[None])
+    assert psnr(image, image).item() == pytest.approx(10 * np.log10(1 / MSE_FLOOR))
+    assert psnr(image, image).item() == pytest.approx(100.0)
+    assert ssim(image, image).item() == pytest.approx(1.0, abs=1e-6)
+    flat = torch.full((1, 3, 16, 16), 0.5)
+    assert ssim(flat, flat).item() == pytest.approx(1.0, abs=1e-6)
+
+
+def test_tiny_error_is_capped_not_infinite():
+    a = torch.zeros(1, 3, 16, 16)
+    b = a.clone()
+    b[0, 0, 0, 0] = 1e-7
+    assert torch.isfinite(psnr(a, b)).all()
+    assert psnr(a, b).item() <= 100.0 + 1e-4
+
+
+# -- SSIM -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("noise", [0.01, 0.1, 0.5])
+def test_ssim_matches_skimage_on_random_images(noise):
+    result, target = pairs_random(np.random.default_rng(3), 4, 32, 32, noise)
+    ours = ssim(t(result), t(target))
+    assert ours.shape == (4,)
+    for i in range(4):
+        assert ours[i].item() == pytest.approx(sk_ssim(result[i], target[i]), abs=SSIM_TOLERANCE)
+
+
+def test_ssim_matches_skimage_on_real_images():
+    for result, target in real_pairs():
+        ours = ssim(t(result[None]), t(target[None])).item()
+        assert ours == pytest.approx(sk_ssim(result, target), abs=SSIM_TOLERANCE)
+
+
+@pytest.mark.parametrize("shape", [(11, 11), (16, 24), (24, 16), (12, 40)])
+def test_ssim_matches_skimage_on_small_and_non_square_images(shape):
+    result, target = pairs_random(np.random.default_rng(4), 3, *shape, 0.1)
+    ours = ssim(t(result), t(target))
+    for i in range(3):
+        assert ours[i].item() == pytest.approx(sk_ssim(result[i], target[i]), abs=SSIM_TOLERANCE)
+
+
+def test_ssim_penalizes_lost_structure():
+    """A structured image against its shuffled pixels scores far below 1 (SSIM is not MSE)."""
+    target = to_chw(data.astronaut()[:32, :32])
+    rng = np.random.default_rng(0)
+    shuffled = target.reshape(3, -1)[:, rng.permutation(32 * 32)].reshape(target.shape)
+    ours = ssim(t(shuffled[None]), t(target[None])).item()
+    assert ours < 0.5
+    assert ours == pytest.approx(sk_ssim(shuffled, target), abs=SSIM_TOLERANCE)
+
+
+def test_ssim_rejects_images_smaller_than_the_window():
+    with pytest.raises(ValueError, match="at least 11"):
+        ssim(torch.zeros(1, 3, 10, 32), torch.zeros(1, 3, 10, 32))
+
+
+# -- hole metrics and mask ratio ------------------------------------------------------------------
+def _hole_case(seed: int = 5):
+    rng = np.random.default_rng(seed)
+    target = t(rng.integers(0, 256, (3, 3, 20, 20)) / 255)
+    result = t(rng.integers(0, 256, (3, 3, 20, 20)) / 255)
+    mask = torch.from_numpy(rng.random((3, 1, 20, 20)) < 0.3)
+    return result, target, mask
+
+
+def test_hole_metrics_only_depend_on_hole_pixels():
+    result, target, mask = _hole_case()
+    changed = torch.where(mask, result, torch.rand_like(result))  # known pixels replaced
+    torch.testing.assert_close(hole_psnr(changed, target, mask), hole_psnr(result, target, mask))
+    torch.testing.assert_close(hole_l1(changed, target, mask), hole_l1(result, target, mask))
+    # and they do depend on the hole pixels
+    inside = torch.where(mask, torch.rand_like(result), result)
+    assert not torch.allclose(hole_l1(inside, target, mask), hole_l1(result, target, mask))
+
+
+def test_hole_metrics_match_a_direct_numpy_computation():
+    result, target, mask = _hole_case(6)
+    for i in range(3):
+        m = mask[i, 0].numpy()
+        diff = (result[i].numpy() - target[i].numpy())[:, m].astype(np.float64)
+        l1 = np.abs(diff).mean()
+        mse = (diff**2).mean()
+        assert hole_l1(result, target, mask)[i].item() == pytest.approx(l1, abs=1e-6)
+        assert hole_psnr(result, target, mask)[i].item() == pytest.approx(
+            10 * np.log10(1 / mse), abs=1e-4
+        )
+
+
+def test_hole_psnr_of_a_perfect_fill_is_capped():
+    result, target, mask = _hole_case()
+    perfect = torch.where(mask, target, result)
+    assert hole_psnr(perfect, target, mask).tolist() == pytest.approx([100.0] * 3)
+    assert hole_l1(perfect, target, mask).tolist() == [0.0, 0.0, 0.0]
+
+
+def test_mask_ratio_is_the_fraction_of_hole_pixels():
+    mask = torch.zeros(2, 1, 10, 20, dtype=torch.bool)
+    mask[0, :, :5, :] = True  # half
+    mask[1, :, 0, 0] = True  # one pixel
+    ratio = mask_ratio(torch.zeros(2, 3, 10, 20), torch.zeros(2, 3, 10, 20), mask)
+    assert ratio.tolist() == pytest.approx([0.5, 1 / 200])
+
+
+# -- per-image, registry, doctests ----------------------------------------------------------------
+def test_metrics_are_per_image_batch_equals_one_by_one():
+    result, target, mask = _hole_case(8)
+    batch = compute_all(result, target, mask)
+    assert set(batch) == {"psnr", "ssim", "hole_psnr", "hole_l1", "mask_ratio"}
+    for i in range(3):
+        single = compute_all(result[i : i + 1], target[i : i + 1], mask[i : i + 1])
+        for name, values in batch.items():
+            assert values.shape == (3,)
+            assert values[i].item() == pytest.approx(single[name].item(), abs=1e-5), name
+
+
+def test_changing_one_image_changes_only_its_metrics():
+    result, target, mask = _hole_case(9)
+    before = compute_all(result, target, mask)
+    altered = result.clone()
+    altered[1] = target[1]
+    after = compute_all(altered, target, mask)
+    for name in ("psnr", "ssim", "hole_psnr", "hole_l1"):
+        assert after[name][0] == before[name][0] and after[name][2] == before[name][2], name
+        assert after[name][1] != before[name][1], name
+
+
+def test_metric_registry_metadata():
+    by_name = {m.name: m for m in all_metrics()}
+    assert METRICS.names() == sorted(by_name)
+    assert by_name["psnr"].higher_is_better is True
+    assert by_name["ssim"].higher_is_better is True
+    assert by_name["hole_psnr"].higher_is_better is True
+    assert by_name["hole_l1"].higher_is_better is False
+    assert by_name["mask_ratio"].higher_is_better is None
+
+
+def test_doctests_of_metrics_module_pass():
+    """Also run explicitly, so ``pytest tests`` alone checks the documented outputs."""
+    outcome = doctest.testmod(metrics_module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert outcome.attempted >= 5
+    assert outcome.failed == 0
+
+
+def test_default_pytest_run_collects_the_doctests(request):
+    """The doctests only guard the suite if a plain ``pytest`` collects benchmark/ with them."""
+    assert "--doctest-modules" in request.config.getini("addopts")
+    assert "benchmark" in request.config.getini("testpaths")
