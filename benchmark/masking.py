@@ -60,7 +60,7 @@ MASKS: Registry[MaskGenerator] = Registry(
 
 
 def build_mask(spec) -> MaskGenerator:
-    """Build the generator of ``spec`` (text or Spec), named after its full spec string."""
+    """Build the generator of ``spec`` (text or Spec); its random stream is keyed by its name."""
     from benchmark.registry import parse_spec
 
     spec = parse_spec(spec) if isinstance(spec, str) else spec

@@ -56,9 +56,16 @@ class PerImageMethod(Method):
         """Fill ``image`` (uint8 (H, W, 3), holes 0) where ``hole`` (uint8 (H, W), 255 = hole)."""
 
     def inpaint(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        images = to_uint8_hwc(masked)
-        holes = mask[:, 0].to("cpu").numpy().astype(np.uint8) * 255
-        filled = np.stack([self.inpaint_image(img, hole) for img, hole in zip(images, holes)])
+        # The 8-bit conversion also zeroes the hole pixels (a broadcast multiply instead of a
+        # scalar one, so at no extra cost): some libraries (cv2.inpaint) read the hole pixels
+        # they are given, and nothing may leak in from there when a caller leaves them set.
+        scale = (~mask).to(masked.dtype).mul_(255)
+        scaled = masked.detach().mul(scale).round_().clamp_(0, 255).to("cpu", torch.uint8)
+        images = scaled.numpy().transpose(0, 2, 3, 1).copy()  # (N, H, W, 3), contiguous
+        holes = mask[:, 0].to("cpu").numpy().view(np.uint8) * 255
+        filled = np.empty_like(images)
+        for k in range(len(images)):
+            filled[k] = self.inpaint_image(images[k], holes[k])
         return from_uint8_hwc(filled)
 
 

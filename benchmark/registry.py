@@ -107,6 +107,11 @@ def _same(default: Any, value: Any) -> bool:
     return isinstance(default, bool) == isinstance(value, bool) and default == value
 
 
+def _origin(factory: Callable[..., Any]) -> tuple[str, str]:
+    """Where a factory is defined; the same origin registering twice is a module re-import."""
+    return (getattr(factory, "__module__", ""), getattr(factory, "__qualname__", repr(factory)))
+
+
 def split_specs(text: str) -> list[str]:
     """Split a comma-separated list of specs, keeping ``key=value`` parameters with their name.
 
@@ -154,6 +159,13 @@ class Registry(Generic[T]):
 
     def add(self, name: str, factory: Callable[..., T], *aliases: str) -> None:
         """Register ``factory`` under ``name``; a name already taken is an error."""
+        if (
+            name in self._entries
+            and _origin(self._entries[name]) == _origin(factory)
+            and {a for a, n in self._aliases.items() if n == name} == set(aliases)
+        ):  # the same module imported a second time (pytest's importlib mode does this)
+            self._entries[name] = factory
+            return
         for key in (name, *aliases):
             if not _NAME_RE.match(key):
                 raise ValueError(f"invalid {self.kind} name {key!r}")

@@ -1,0 +1,9 @@
+"""Built-in inpainting methods: importing this package registers them in ``METHODS``.
+
+Add a method by writing ``methods/<name>.py`` with a ``@METHODS.register("<name>")`` class and
+appending its module to the import list below.
+"""
+
+from methods import biharmonic, diffusion, floors, opencv
+
+__all__ = ["biharmonic", "diffusion", "floors", "opencv"]

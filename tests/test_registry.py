@@ -364,3 +364,9 @@ def test_normalize_drops_defaults_and_resolves_aliases():
     assert str(registry.normalize("red:shade=4")) == "red:shade=4"
     # True == 1 in Python, but a bool given for an int default is a different value
     assert str(registry.normalize("red:shade=true")) == "red:shade=true"
+
+
+def test_a_module_imported_twice_may_register_the_same_entry_again(reg):
+    reg.register("box", "crate")(Widget)
+    reg.register("box", "crate")(Widget)  # e.g. pytest --import-mode=importlib re-imports
+    assert reg.names() == ["box"] and reg.get("crate") is Widget

@@ -1,0 +1,42 @@
+"""One axis-aligned square hole of random size at a random position (the seed's block mask)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmark.masking import MASKS, MaskGenerator
+
+
+def _fraction(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+        raise ValueError(f"{name} must be a fraction of the image side in (0, 1], got {value!r}")
+    return float(value)
+
+
+@MASKS.register("square")
+class SquareMask(MaskGenerator):
+    """One filled square, fully inside the image.
+
+    Its side is drawn uniformly from the whole pixels between ``min_size`` and ``max_size`` times
+    the shorter image side (at least 1 px); its position uniformly among those that fit.
+    """
+
+    name = "square"
+
+    def __init__(self, min_size: float = 0.125, max_size: float = 0.5) -> None:
+        self.min_size = _fraction("min_size", min_size)
+        self.max_size = _fraction("max_size", max_size)
+        if self.min_size > self.max_size:
+            raise ValueError(f"min_size ({min_size}) must not exceed max_size ({max_size})")
+
+    def draw(self, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+        """A ``bool (height, width)`` mask with one square hole (``True``)."""
+        shorter = min(height, width)
+        low = max(1, round(self.min_size * shorter))
+        high = max(low, round(self.max_size * shorter))
+        side = int(rng.integers(low, high + 1))
+        top = int(rng.integers(0, height - side + 1))
+        left = int(rng.integers(0, width - side + 1))
+        mask = np.zeros((height, width), bool)
+        mask[top : top + side, left : left + side] = True
+        return mask
