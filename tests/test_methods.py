@@ -87,6 +87,18 @@ def test_hole_pixels_are_not_read(method: Method, mask_spec: str) -> None:
     torch.testing.assert_close(leaked, expected, atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("mask_spec", ["lines", "square"])
+def test_an_image_gets_the_same_result_alone_and_in_a_batch(method: Method, mask_spec: str) -> None:
+    # --batch-size, --limit and resuming must not change an image's numbers
+    _, masked, mask = inputs(mask_spec, 8, 32, 32)
+    together = check_prediction(method.inpaint(masked, mask), masked)
+    for i in (0, 5):
+        alone = check_prediction(
+            method.inpaint(masked[i : i + 1], mask[i : i + 1]), masked[i : i + 1]
+        )
+        torch.testing.assert_close(alone[0], together[i], atol=1e-5, rtol=0)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_auto_device_methods_run_on_cuda(method: Method) -> None:
     if method.device != "auto":
