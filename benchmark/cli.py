@@ -1,4 +1,4 @@
-"""Command-line interface: ``python -m benchmark {list,run,train} ...``.
+"""Command-line interface: ``python -m benchmark {list,run,train,compare,gate,report} ...``.
 
 User errors (unknown names, bad parameters, corrupt files) print one line on stderr and exit
 with the error's code (2 for usage errors, 1 for data errors); they never show a traceback.
@@ -199,6 +199,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_run.add_argument("--quiet", action="store_true", help="no progress bars")
     p_run.set_defaults(func=cmd_run)
+
+    from benchmark import ci_gate, compare, report
+
+    for name, module, summary in (
+        ("compare", compare, "compare two leaderboards or runs: the regression gate"),
+        ("gate", ci_gate, "run the CI configuration (results/ci.toml) and the regression gate"),
+        ("report", report, "write a self-contained HTML report of a run"),
+    ):
+        p_sub = sub.add_parser(
+            name,
+            help=summary,
+            description=summary,
+            epilog=module.EXAMPLES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.add_arguments(p_sub)
+        p_sub.set_defaults(func=module.run)
     return parser
 
 

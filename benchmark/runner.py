@@ -9,6 +9,7 @@ and appends one record per image. A failing batch is recorded as failed and the 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 import platform
@@ -139,6 +140,20 @@ def _git_revision() -> str | None:
     return out.stdout.strip() or None
 
 
+def code_fingerprint(method: Method) -> str:
+    """The method's own fingerprint plus a hash of the source file of its class.
+
+    Stored with each record: a resumed run recomputes a method whose code or weights changed
+    instead of mixing old and new results.
+    """
+    try:
+        source = Path(inspect.getsourcefile(type(method)) or "").read_bytes()
+    except (OSError, TypeError):  # built in a REPL or from a zip: no file to hash
+        source = b""
+    code = hashlib.sha256(source).hexdigest()[:12] if source else "unknown"
+    return "; ".join(part for part in (method.fingerprint(), f"code {code}") if part)
+
+
 def _check_run_dir(run_dir: Path, config: RunConfig) -> None:
     """Refuse to mix records of a different configuration into ``run_dir``."""
     run_json = run_dir / "run.json"
@@ -211,6 +226,7 @@ def run_benchmark(config: RunConfig) -> RunResult:
             )
     methods = {str(s): METHODS.build(s) for s in method_specs}  # fail fast on bad names/weights
     masks = {str(s): build_mask(s) for s in mask_specs}
+    fingerprints = {name: code_fingerprint(method) for name, method in methods.items()}
     count = len(dataset) if config.limit is None else min(config.limit, len(dataset))
     indices = list(range(count))
 
@@ -241,7 +257,7 @@ def run_benchmark(config: RunConfig) -> RunResult:
         for mask_name, generator in masks.items():
             for method_name, method in methods.items():
                 evaluator = Evaluator(method, device, pool, config.workers)
-                fingerprint = method.fingerprint()
+                fingerprint = fingerprints[method_name]
                 todo = [
                     i
                     for i in indices
@@ -291,7 +307,7 @@ def run_benchmark(config: RunConfig) -> RunResult:
             if (key := record_key(record))[0] in methods
             and key[2] in masks
             and key[3] < count
-            and key[1] == methods[key[0]].fingerprint()
+            and key[1] == fingerprints[key[0]]
         }
         leaderboard = build_leaderboard(
             selected.values(),

@@ -99,6 +99,20 @@ def test_rerun_reuses_everything(tmp_path):
     assert read_json(second.run_dir / "run.json")["status"] == "complete"
 
 
+def test_changed_method_code_or_weights_are_recomputed_not_reused(tmp_path, monkeypatch):
+    import benchmark.runner
+
+    first = run(tmp_path, methods=["telea"])
+    fingerprint = records_of(first)[0]["fingerprint"]
+    assert "opencv" in fingerprint and "code " in fingerprint
+    monkeypatch.setattr(
+        benchmark.runner, "code_fingerprint", lambda method: fingerprint + " (edited)"
+    )
+    second = run(tmp_path, methods=["telea"])
+    assert second.computed == 20 and second.reused == 0
+    assert second.leaderboard["tables"][0]["entries"][0]["n"] == 20  # old rows not mixed in
+
+
 def test_larger_limit_computes_only_the_new_images(tmp_path):
     run(tmp_path, limit=20)
     more = run(tmp_path, limit=35)

@@ -1,0 +1,180 @@
+"""``python -m benchmark gate``: run the fixed CI configuration, then the regression gate.
+
+The configuration is one flat TOML file (default ``results/ci.toml``) whose keys are options
+of ``run``: ``methods`` and ``masks`` (lists of specs), ``dataset``, ``split``, ``seed``,
+``limit``, ``size``, ``batch_size``, ``device``, ``workers``, ``data_dir``. The run always
+starts from scratch in ``--out`` (default ``results/runs/ci``): a method's code can change
+without changing its fingerprint, so reusing earlier records would hide exactly the changes
+the gate is for. Then NEW = that run is compared with ``--baseline`` (default
+``results/baseline.json``) as ``compare`` does; ``--update`` rewrites the baseline instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmark.compare import DEFAULT_TOLERANCE_DB, DEFAULT_TOLERANCE_SSIM, gate
+from benchmark.errors import DataError, UsageError
+
+DEFAULT_CONFIG = "results/ci.toml"
+DEFAULT_BASELINE = "results/baseline.json"
+DEFAULT_OUT = "results/runs/ci"
+#: The CI budget of the whole configuration (issue 5): at most 5 minutes on 2 cores.
+BUDGET_SECONDS = 300
+#: Files of a run folder that the gate deletes before it runs again.
+RUN_FILES = ("records.jsonl", "leaderboard.json", "leaderboard.md", "run.json")
+
+#: Keys of the TOML file and their types.
+CONFIG_KEYS: dict[str, type | tuple[type, ...]] = {
+    "methods": list,
+    "masks": list,
+    "dataset": str,
+    "split": str,
+    "seed": int,
+    "limit": int,
+    "size": int,
+    "batch_size": int,
+    "device": str,
+    "workers": int,
+    "data_dir": str,
+}
+REQUIRED_KEYS = ("methods", "masks", "seed")
+
+EXAMPLES = """\
+examples:
+  python -m benchmark gate                      # results/ci.toml vs results/baseline.json
+  python -m benchmark gate --update             # deliberately rewrite results/baseline.json
+  python -m benchmark gate --config my.toml --baseline my-baseline.json --out /tmp/ci
+
+Exit status: 0 no regression, 1 a regression (or a missing entry), 2 incomparable inputs.
+"""
+
+
+def _toml():
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10: the tomli backport
+        import tomli as tomllib
+    return tomllib
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read and check the flat TOML configuration; any problem is a DataError naming it."""
+    path = Path(path)
+    toml = _toml()
+    try:
+        with open(path, "rb") as handle:
+            data = toml.load(handle)
+    except FileNotFoundError:
+        raise DataError(f"CI configuration {str(path)!r} does not exist") from None
+    except toml.TOMLDecodeError as exc:
+        raise DataError(f"CI configuration {str(path)!r} is not valid TOML: {exc}") from None
+    unknown = sorted(set(data) - set(CONFIG_KEYS))
+    if unknown:
+        raise DataError(
+            f"CI configuration {str(path)!r}: unknown key(s) {', '.join(unknown)}; "
+            f"valid keys: {', '.join(CONFIG_KEYS)}"
+        )
+    missing = [k for k in REQUIRED_KEYS if k not in data]
+    if missing:
+        raise DataError(f"CI configuration {str(path)!r}: missing key(s) {', '.join(missing)}")
+    for key, value in data.items():
+        expected = CONFIG_KEYS[key]
+        if isinstance(value, bool) or not isinstance(value, expected):
+            raise DataError(
+                f"CI configuration {str(path)!r}: {key} must be a {expected.__name__}, "
+                f"got {value!r}"
+            )
+        if expected is list and (not value or not all(isinstance(v, str) for v in value)):
+            raise DataError(
+                f"CI configuration {str(path)!r}: {key} must be a non-empty list of names"
+            )
+    return data
+
+
+def fresh_run_dir(out: str | Path) -> Path:
+    """``out`` emptied of an earlier run's files (anything else there is refused)."""
+    out = Path(out)
+    if out.exists():
+        if not out.is_dir():
+            raise UsageError(f"--out {str(out)!r} is a file, not a folder")
+        contents = {p.name for p in out.iterdir()}
+        if contents and "run.json" not in contents:
+            raise UsageError(f"--out {str(out)!r} is not empty and holds no run; choose another")
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+    return out
+
+
+def run_ci(config_path: str | Path, out: str | Path, progress: bool = False):
+    """Run the CI configuration from scratch in ``out``; returns the run result and seconds."""
+    from benchmark.leaderboard import render_console
+    from benchmark.runner import RunConfig, run_benchmark
+
+    settings = load_config(config_path)
+    config = RunConfig(**settings, out=str(fresh_run_dir(out)), progress=progress)
+    started = time.perf_counter()
+    result = run_benchmark(config)
+    seconds = time.perf_counter() - started
+    print(render_console(result.leaderboard))
+    widths = [
+        (e["metrics"]["psnr"]["ci_high"] - e["metrics"]["psnr"]["ci_low"]) / 2
+        for t in result.leaderboard["tables"]
+        for e in t["entries"]
+        if e["n"] >= 2
+    ]
+    images = result.leaderboard["config"].get("images")
+    print(
+        f"CI configuration {config_path}: {len(config.methods)} methods x {len(config.masks)} "
+        f"masks x {images} images in {seconds:.0f} s; 95 % CI half-width of mean PSNR "
+        f"{min(widths, default=float('nan')):.2f}-{max(widths, default=float('nan')):.2f} dB"
+    )
+    if seconds > BUDGET_SECONDS:
+        print(
+            f"warning: the CI configuration took {seconds:.0f} s, over its "
+            f"{BUDGET_SECONDS} s budget; lower 'limit' in {config_path}",
+            file=sys.stderr,
+        )
+    return result, seconds
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``gate``."""
+    parser.add_argument("--config", default=DEFAULT_CONFIG, help=f"default {DEFAULT_CONFIG}")
+    parser.add_argument("--baseline", default=DEFAULT_BASELINE, help=f"default {DEFAULT_BASELINE}")
+    parser.add_argument(
+        "--out", default=DEFAULT_OUT, help=f"run folder, emptied first (default {DEFAULT_OUT})"
+    )
+    parser.add_argument("--tolerance-db", type=float, default=DEFAULT_TOLERANCE_DB)
+    parser.add_argument("--tolerance-ssim", type=float, default=DEFAULT_TOLERANCE_SSIM)
+    parser.add_argument("--allow-missing", action="store_true")
+    parser.add_argument(
+        "--update", action="store_true", help="rewrite the baseline from this run instead"
+    )
+    parser.add_argument("--progress", action="store_true", help="show progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    """``gate`` subcommand: run the CI configuration, then compare it with the baseline."""
+    if not args.update and not Path(args.baseline).exists():  # fail before a minute of work
+        raise DataError(
+            f"baseline {str(args.baseline)!r} does not exist "
+            "(create it with: python -m benchmark gate --update)"
+        )
+    result, _ = run_ci(args.config, args.out, progress=args.progress)
+    command = "python -m benchmark gate --update"
+    if args.config != DEFAULT_CONFIG:
+        command += f" --config {args.config}"
+    return gate(
+        args.baseline,
+        result.run_dir,
+        args.tolerance_db,
+        args.tolerance_ssim,
+        args.allow_missing,
+        args.update,
+        update_command=command,
+    )

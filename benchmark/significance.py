@@ -1,0 +1,206 @@
+"""Is a difference real? Paired tests between methods and mask-ratio buckets.
+
+Two methods of one table were measured on the same images with the same holes, so they are
+compared **per image**: the difference ``a - b`` of PSNR (and SSIM) on every image both
+measured, its mean with a 95 % percentile-bootstrap CI (:mod:`benchmark.stats`, 1,000
+resamples over images) and the two-sided p-value of the Wilcoxon signed-rank test
+(``scipy.stats.wilcoxon``, zero differences dropped, as Wilcoxon did; all differences zero
+gives p = 1). A difference is called *significant* when ``p < 0.05``.
+
+Mask-ratio buckets follow the convention of irregular-mask benchmarks: images are grouped by
+the fraction of hole pixels in ``[0, 10 %)``, ``[10 %, 20 %)``, ... ``[90 %, 100 %]``, and each
+method's mean metrics are reported per bucket with the image count.
+
+>>> a = {"index": np.arange(4), "psnr": np.array([30.0, 31.0, 32.0, 33.0])}
+>>> b = {"index": np.arange(1, 5), "psnr": np.array([30.0, 31.0, 32.0, 40.0])}
+>>> d = compare_series(a, b, "psnr")   # images 1, 2, 3 in common
+>>> d.n, d.mean
+(3, 1.0)
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from benchmark.stats import bootstrap_indices, summarize
+
+#: A difference with a Wilcoxon p-value below this is called significant.
+SIGNIFICANCE_LEVEL = 0.05
+#: Metrics compared image by image between methods (higher is better for both).
+PAIRED_METRICS = ("psnr", "ssim")
+#: Width of a mask-ratio bucket (fraction of hole pixels).
+BUCKET_WIDTH = 0.1
+#: Metrics averaged per bucket.
+BUCKET_METRICS = ("psnr", "ssim", "hole_psnr")
+
+#: Per-image values of one method on one mask: ``{"index": int array (sorted), metric: array}``.
+Series = Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """Mean of per-image differences ``a - b`` with its bootstrap CI and Wilcoxon p-value."""
+
+    n: int
+    mean: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+
+    @property
+    def significant(self) -> bool:
+        """``p < 0.05`` (False when nothing was compared)."""
+        return self.p_value < SIGNIFICANCE_LEVEL  # NaN compares False
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def wilcoxon_p(differences: np.ndarray) -> float:
+    """Two-sided Wilcoxon signed-rank p-value of paired ``differences``.
+
+    Zero differences are dropped (``zero_method="wilcox"``); when every difference is zero
+    there is no evidence of any difference and the p-value is 1. No values gives NaN.
+
+    >>> wilcoxon_p(np.zeros(5))
+    1.0
+    >>> wilcoxon_p(np.arange(1.0, 11.0)) < 0.01
+    True
+    """
+    from scipy.stats import wilcoxon
+
+    differences = np.asarray(differences, dtype=np.float64)
+    if len(differences) == 0:
+        return float("nan")
+    if not np.any(differences):
+        return 1.0
+    with warnings.catch_warnings():  # scipy warns when it falls back from the exact test
+        warnings.simplefilter("ignore")
+        return float(wilcoxon(differences, zero_method="wilcox").pvalue)
+
+
+def paired_difference(
+    a: np.ndarray, b: np.ndarray, indices: np.ndarray | None = None
+) -> PairedDifference:
+    """Compare paired values ``a[i]`` and ``b[i]`` (same image ``i``): statistics of ``a - b``.
+
+    ``indices`` are bootstrap resample indices for ``len(a)`` values
+    (:func:`benchmark.stats.bootstrap_indices`; drawn here when omitted).
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValueError(f"paired values need equal 1-d shapes, got {a.shape} and {b.shape}")
+    differences = a - b
+    summary = summarize(differences, indices if len(differences) >= 2 else None)
+    return PairedDifference(
+        summary.n, summary.mean, summary.ci_low, summary.ci_high, wilcoxon_p(differences)
+    )
+
+
+def common_values(a: Series, b: Series, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """Values of ``metric`` of ``a`` and ``b`` on the image indices both measured, aligned."""
+    _, ia, ib = np.intersect1d(a["index"], b["index"], assume_unique=True, return_indices=True)
+    return np.asarray(a[metric])[ia], np.asarray(b[metric])[ib]
+
+
+class _Resamples:
+    """Bootstrap indices per sample size, drawn once and shared by every pair and metric."""
+
+    def __init__(self) -> None:
+        self._cache: dict[int, np.ndarray] = {}
+
+    def __call__(self, n: int) -> np.ndarray | None:
+        if n < 2:
+            return None
+        if n not in self._cache:
+            self._cache[n] = bootstrap_indices(n)
+        return self._cache[n]
+
+
+def compare_series(
+    a: Series, b: Series, metric: str, resamples: _Resamples | None = None
+) -> PairedDifference:
+    """Paired difference ``a - b`` of ``metric`` over the images both series hold."""
+    values_a, values_b = common_values(a, b, metric)
+    resamples = resamples or _Resamples()
+    return paired_difference(values_a, values_b, resamples(len(values_a)))
+
+
+def pairwise_comparisons(
+    series: Mapping[str, Series],
+    order: Sequence[str],
+    metrics: Sequence[str] = PAIRED_METRICS,
+) -> list[dict[str, Any]]:
+    """Every pair of methods of one table, ``a`` before ``b`` in ``order`` (e.g. by rank).
+
+    Returns ``[{"a", "b", "n", <metric>: {mean, ci_low, ci_high, p_value, n}}]`` where each
+    metric's numbers describe ``a - b`` over the images both methods measured.
+    """
+    resamples = _Resamples()
+    names = [m for m in order if m in series]
+    comparisons = []
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            row: dict[str, Any] = {"a": a, "b": b}
+            for metric in metrics:
+                row[metric] = compare_series(series[a], series[b], metric, resamples).as_dict()
+            row["n"] = row[metrics[0]]["n"] if metrics else 0
+            comparisons.append(row)
+    return comparisons
+
+
+def bucket_of(ratio: np.ndarray, width: float = BUCKET_WIDTH) -> np.ndarray:
+    """Bucket number of each mask ratio: ``[k·width, (k+1)·width)``, the last one closed.
+
+    >>> bucket_of(np.array([0.0, 0.05, 0.1, 0.299, 0.3, 1.0])).tolist()
+    [0, 0, 1, 2, 3, 9]
+    """
+    count = math.ceil(round(1 / width, 9))
+    # the tiny epsilon puts ratios that are multiples of width (0.3 = 0.29999...) in the upper one
+    return np.clip(
+        np.floor(np.asarray(ratio, dtype=np.float64) / width + 1e-9), 0, count - 1
+    ).astype(int)
+
+
+def ratio_buckets(
+    series: Mapping[str, Series],
+    metrics: Sequence[str] = BUCKET_METRICS,
+    width: float = BUCKET_WIDTH,
+) -> list[dict[str, Any]]:
+    """Per mask-ratio bucket, each method's image count and mean ``metrics``.
+
+    Every series needs a ``mask_ratio`` array. Buckets run from the lowest to the highest
+    occupied one (empty ones in between are kept, with ``n = 0``), so per method the counts
+    sum to the number of images the method measured.
+    """
+    buckets = {name: bucket_of(s["mask_ratio"], width) for name, s in series.items()}
+    occupied = [int(b.min()) for b in buckets.values() if len(b)]
+    occupied_high = [int(b.max()) for b in buckets.values() if len(b)]
+    if not occupied:
+        return []
+    rows = []
+    for k in range(min(occupied), max(occupied_high) + 1):
+        low, high = round(k * width, 10), round((k + 1) * width, 10)
+        methods: dict[str, dict[str, Any]] = {}
+        for name, s in series.items():
+            inside = buckets[name] == k
+            count = int(inside.sum())
+            methods[name] = {"n": count}
+            for metric in metrics:
+                values = np.asarray(s[metric])[inside] if metric in s else np.empty(0)
+                methods[name][metric] = float(values.mean()) if len(values) else None
+        rows.append(
+            {
+                "low": low,
+                "high": high,
+                "label": f"{low * 100:g}–{high * 100:g} %",
+                "methods": methods,
+            }
+        )
+    return rows

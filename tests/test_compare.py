@@ -1,0 +1,401 @@
+"""The regression gate: compare, --update, refusals and the CI configuration runner."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark import ci_gate, compare
+from benchmark.errors import BenchmarkError, DataError, UsageError
+from benchmark.leaderboard import build_leaderboard
+from benchmark.method import METHODS, Method
+from benchmark.records import write_atomic, write_json
+from benchmark.runner import RunConfig, run_benchmark
+
+MASK_PARAMS = {"lines": {"min_lines": 1, "max_lines": 9}, "square": {"min_size": 0.125}}
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def fake_run(
+    path: Path,
+    values: dict[tuple[str, str], np.ndarray],
+    *,
+    seed: int = 0,
+    dataset: str = "skimage-patches",
+    failed: dict[tuple[str, str], int] | None = None,
+    mask_params: dict | None = None,
+) -> Path:
+    """A run directory (records, leaderboard, run.json) with the given per-image PSNR."""
+    records = []
+    images = max(len(v) for v in values.values())
+    for (mask, method), psnr in values.items():
+        bad = (failed or {}).get((mask, method), 0)
+        for i, p in enumerate(psnr):
+            base = {"method": method, "fingerprint": "", "mask": mask, "index": i}
+            if i >= len(psnr) - bad:
+                records.append({**base, "status": "failed: boom", "seconds": 0.001})
+                continue
+            records.append(
+                {
+                    **base,
+                    "status": "ok",
+                    "seconds": 0.001,
+                    "psnr": float(p),
+                    "ssim": 0.5 + float(p) / 200,
+                    "hole_psnr": float(p) - 10,
+                    "hole_l1": 1 / float(p),
+                    "mask_ratio": 0.02 + (i % 25) / 100,
+                }
+            )
+    methods = list(dict.fromkeys(m for _, m in values))
+    masks = list(dict.fromkeys(k for k, _ in values))
+    config = {"dataset": dataset, "split": "test", "size": None, "seed": seed, "images": images}
+    board = build_leaderboard(records, methods, masks, {**config, "version": "0.1.0"})
+    path.mkdir(parents=True, exist_ok=True)
+    write_atomic(path / "records.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    write_json(path / "leaderboard.json", board)
+    params = mask_params or MASK_PARAMS
+    write_json(
+        path / "run.json",
+        {
+            "config": {"methods": methods, "masks": masks, **config, "limit": images},
+            "masks": {m: {"name": m, "parameters": params.get(m, {})} for m in masks},
+            "status": "complete",
+            "versions": {"inpaint-bench": "0.1.0"},
+        },
+    )
+    return path
+
+
+def psnr_values(seed: int = 0, n: int = 300) -> np.ndarray:
+    return np.random.default_rng(seed).normal(40, 3, n)
+
+
+def baseline_from(tmp_path: Path, values) -> Path:
+    run = fake_run(tmp_path / "base-run", values)
+    target = tmp_path / "baseline.json"
+    assert compare.gate(target, run, update=True) == 0
+    return target
+
+
+def gate(baseline, new, *options: str) -> int:
+    """``compare`` through its own parser, as the CLI runs it."""
+    parser = argparse.ArgumentParser()
+    compare.add_arguments(parser)
+    return compare.run(parser.parse_args([str(baseline), str(new), *options]))
+
+
+def line_of(output: str, method: str) -> str:
+    return next(line for line in output.splitlines() if line.startswith(method + " "))
+
+
+# -- pass / fail -----------------------------------------------------------------------------------
+def test_unchanged_run_passes_with_exact_zero_differences(tmp_path, capsys):
+    values = {("lines", "a"): psnr_values(0), ("lines", "b"): psnr_values(1) - 2}
+    baseline = baseline_from(tmp_path, values)
+    capsys.readouterr()
+    new = fake_run(tmp_path / "new", values)
+    assert gate(baseline, new) == 0
+    out = capsys.readouterr().out
+    assert "gate: PASS" in out
+    assert "+0.000" in line_of(out, "a") and "1.0000" in line_of(out, "a")
+    assert line_of(out, "a").endswith("ok")
+
+
+def test_significant_drop_beyond_tolerance_fails_with_a_table(tmp_path, capsys):
+    values = {("lines", "a"): psnr_values(0), ("lines", "b"): psnr_values(1) - 2}
+    baseline = baseline_from(tmp_path, values)
+    worse = {**values, ("lines", "a"): values[("lines", "a")] - 0.2}
+    assert gate(baseline, fake_run(tmp_path / "new", worse)) == 1
+    out = capsys.readouterr().out
+    assert "mask: lines" in out and "PSNR base" in out and "Δ PSNR" in out
+    assert "▼ REGRESSION" in line_of(out, "a") and "-0.200" in line_of(out, "a")
+    assert line_of(out, "b").endswith("ok")
+    assert "gate: FAIL — 1 regression(s): a/lines" in out
+
+
+def test_tiny_drop_within_tolerance_passes(tmp_path, capsys):
+    values = {("square", "a"): psnr_values(2)}
+    baseline = baseline_from(tmp_path, values)
+    new = fake_run(tmp_path / "new", {("square", "a"): values[("square", "a")] - 0.03})
+    assert gate(baseline, new) == 0  # significant (every image), but 0.03 dB < 0.05 dB
+    assert "gate: PASS" in capsys.readouterr().out
+    assert gate(baseline, new, "--tolerance-db", "0.02") == 1
+
+
+def test_drop_that_is_not_significant_passes(tmp_path, capsys):
+    values = {("lines", "a"): psnr_values(3)}
+    baseline = baseline_from(tmp_path, values)
+    noise = np.random.default_rng(4).normal(0, 4, 300)
+    noise -= noise.mean() + 0.1  # mean drop 0.1 dB, buried in noise
+    assert (
+        gate(baseline, fake_run(tmp_path / "new", {("lines", "a"): values[("lines", "a")] + noise}))
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "worse, n.s." in line_of(out, "a")
+
+
+def test_ssim_tolerance(tmp_path, capsys):
+    values = {("lines", "a"): psnr_values(5)}
+    baseline = baseline_from(tmp_path, values)
+    # ssim = 0.5 + psnr / 200: -0.3 dB PSNR is -0.0015 SSIM
+    new = fake_run(tmp_path / "new", {("lines", "a"): values[("lines", "a")] - 0.3})
+    assert gate(baseline, new, "--tolerance-db", "1", "--tolerance-ssim", "0.002") == 0
+    assert gate(baseline, new, "--tolerance-db", "1", "--tolerance-ssim", "0.001") == 1
+
+
+def test_more_failed_images_fail_the_gate(tmp_path, capsys):
+    values = {("lines", "a"): psnr_values(6)}
+    baseline = baseline_from(tmp_path, values)
+    new = fake_run(tmp_path / "new", values, failed={("lines", "a"): 5})
+    assert gate(baseline, new) == 1
+    assert "+5 failed" in line_of(capsys.readouterr().out, "a")
+
+
+# -- missing and new entries -----------------------------------------------------------------------
+def test_missing_entry_is_an_error_unless_allowed(tmp_path, capsys):
+    values = {("lines", "a"): psnr_values(0), ("lines", "b"): psnr_values(1)}
+    baseline = baseline_from(tmp_path, values)
+    new = fake_run(tmp_path / "new", {("lines", "a"): values[("lines", "a")]})
+    capsys.readouterr()
+    assert gate(baseline, new) == 1
+    out = capsys.readouterr().out
+    assert line_of(out, "b").endswith("MISSING")
+    assert "missing from NEW: b/lines (pass --allow-missing to accept)" in out
+    assert gate(baseline, new, "--allow-missing") == 0
+    assert "gate: PASS" in capsys.readouterr().out
+
+
+def test_new_entries_are_reported(tmp_path, capsys):
+    values = {("lines", "a"): psnr_values(0)}
+    baseline = baseline_from(tmp_path, values)
+    more = {**values, ("lines", "c"): psnr_values(7), ("square", "a"): psnr_values(8)}
+    capsys.readouterr()
+    assert gate(baseline, fake_run(tmp_path / "new", more)) == 0
+    out = capsys.readouterr().out
+    assert line_of(out, "c").endswith("new")
+    assert "new entries: c/lines, a/square" in out
+
+
+# -- refusals and errors ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        ({"seed": 1}, "seed 0 -> 1"),
+        ({"dataset": "cifar10"}, "dataset 'skimage-patches' -> 'cifar10'"),
+        ({"mask_params": {"lines": {"min_lines": 1, "max_lines": 4}}}, "mask 'lines' parameters"),
+    ],
+)
+def test_different_configurations_refuse(tmp_path, change, expected):
+    values = {("lines", "a"): psnr_values(0)}
+    baseline = baseline_from(tmp_path, values)
+    new = fake_run(tmp_path / "new", values, **change)
+    with pytest.raises(UsageError) as info:
+        gate(baseline, new)
+    message = str(info.value)
+    assert info.value.exit_code == 2 and "\n" not in message
+    assert expected in message and "cannot compare" in message
+
+
+def test_different_number_of_images_refuses(tmp_path):
+    baseline = baseline_from(tmp_path, {("lines", "a"): psnr_values(0, n=300)})
+    new = fake_run(tmp_path / "new", {("lines", "a"): psnr_values(0, n=200)})
+    with pytest.raises(UsageError, match="images 300 -> 200"):
+        gate(baseline, new)
+
+
+def test_missing_and_corrupt_baselines_name_the_file(tmp_path):
+    new = fake_run(tmp_path / "new", {("lines", "a"): psnr_values(0)})
+    missing = tmp_path / "nope.json"
+    with pytest.raises(DataError, match=f"baseline '{missing}' does not exist"):
+        gate(missing, new)
+    corrupt = tmp_path / "corrupt.json"
+    corrupt.write_text('{"format": 2, "tables": [')
+    with pytest.raises(DataError, match=f"baseline '{corrupt}' is not valid JSON"):
+        gate(corrupt, new)
+    other = tmp_path / "other.json"
+    other.write_text('{"hello": 1}')
+    with pytest.raises(DataError, match=f"baseline '{other}' is not a leaderboard"):
+        gate(other, new)
+    future = tmp_path / "future.json"
+    future.write_text('{"format": 99, "tables": []}')
+    with pytest.raises(DataError, match="unknown format 99"):
+        gate(future, new)
+    with pytest.raises(DataError, match="folder without a leaderboard.json"):
+        gate(new, tmp_path)
+    for exc in (DataError("x"),):
+        assert isinstance(exc, BenchmarkError) and exc.exit_code == 1
+
+
+def test_bad_tolerance_is_a_usage_error(tmp_path):
+    run = fake_run(tmp_path / "r", {("lines", "a"): psnr_values(0)})
+    with pytest.raises(UsageError, match="--tolerance-db"):
+        gate(run, run, "--tolerance-db", "-1")
+
+
+# -- baseline file ---------------------------------------------------------------------------------
+def test_update_writes_a_compact_baseline_with_provenance(tmp_path, capsys):
+    values = {("lines", "a"): psnr_values(0), ("square", "a"): psnr_values(1)}
+    baseline = baseline_from(tmp_path, values)
+    assert "rewritten" in capsys.readouterr().out
+    data = json.loads(baseline.read_text())
+    assert data["baseline"]["version"] == "0.1.0"
+    assert data["baseline"]["command"].startswith("python -m benchmark run --methods a ")
+    assert "--update" in data["baseline"]["updated_by"]
+    psnr = data["per_image"]["lines"]["a"]["psnr"]
+    assert len(psnr) == 300 and psnr[0] == round(values[("lines", "a")][0], 4)
+    # one line per per-image list: the file stays small and diffs stay readable
+    assert sum('"psnr": [' in line for line in baseline.read_text().splitlines()) == 2
+    assert not list(tmp_path.glob(".baseline.json.*"))  # atomic write left no temporary file
+
+
+def test_update_needs_records(tmp_path):
+    run = fake_run(tmp_path / "r", {("lines", "a"): psnr_values(0)})
+    alone = tmp_path / "alone.json"
+    alone.write_text((run / "leaderboard.json").read_text())
+    with pytest.raises(UsageError, match="--update needs a run directory"):
+        gate(tmp_path / "b.json", alone, "--update")
+
+
+def test_plain_leaderboard_files_use_an_unpaired_test(tmp_path, capsys):
+    values = {("lines", "a"): psnr_values(0)}
+    baseline = baseline_from(tmp_path, values)
+    run = fake_run(tmp_path / "new", {("lines", "a"): values[("lines", "a")] - 0.2})
+    alone = tmp_path / "alone" / "board.json"
+    alone.parent.mkdir()
+    alone.write_text((run / "leaderboard.json").read_text())
+    assert gate(baseline, alone) == 0  # 0.2 dB is well inside the unpaired CI
+    out = capsys.readouterr().out
+    assert "unpaired" in out and "worse, n.s." in line_of(out, "a")
+    assert gate(baseline, run) == 1  # the paired test sees it
+
+
+# -- end to end: a degraded method through the real runner -----------------------------------------
+DEGRADE = {"noise": 0.0}
+
+
+class Probe(Method):
+    """telea, plus Gaussian noise in the hole when DEGRADE['noise'] > 0 (test only)."""
+
+    device = "cpu"
+
+    def __init__(self) -> None:
+        self.telea = METHODS.build("telea")
+
+    def inpaint(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        filled = self.telea.inpaint(masked, mask)
+        if DEGRADE["noise"]:
+            noise = torch.randn(filled.shape, generator=torch.Generator().manual_seed(0))
+            filled = torch.where(mask, filled + DEGRADE["noise"] * noise, filled).clamp(0, 1)
+        return filled
+
+
+def real_run(out: Path, noise: float) -> Path:
+    DEGRADE["noise"] = noise
+    try:
+        config = RunConfig(
+            methods=["probe", "mean"], masks=["lines"], limit=80, workers=1, out=str(out),
+            progress=False,
+        )  # fmt: skip
+        return run_benchmark(config).run_dir
+    finally:
+        DEGRADE["noise"] = 0.0
+
+
+def test_gate_fails_on_a_degraded_method_and_passes_unchanged(
+    tmp_path, temp_method, capsys, single_torch_thread
+):
+    temp_method("probe", Probe)
+    baseline = tmp_path / "baseline.json"
+    assert compare.gate(baseline, real_run(tmp_path / "a", 0.0), update=True) == 0
+    assert gate(baseline, real_run(tmp_path / "b", 0.0)) == 0
+    out = capsys.readouterr().out
+    assert "gate: PASS" in out and line_of(out, "probe").endswith("ok")
+    assert gate(baseline, real_run(tmp_path / "c", 0.05)) == 1
+    out = capsys.readouterr().out
+    assert "▼ REGRESSION" in line_of(out, "probe")
+    assert line_of(out, "mean").endswith("ok")
+    assert "gate: FAIL — 1 regression(s): probe/lines" in out
+
+
+# -- the CI configuration --------------------------------------------------------------------------
+def write_toml(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def gate_args(**options) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    ci_gate.add_arguments(parser)
+    argv = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        argv += [flag] if value is True else [flag, str(value)]
+    return parser.parse_args(argv)
+
+
+def test_ci_gate_runs_the_configuration_then_the_gate(tmp_path, capsys, single_torch_thread):
+    config = write_toml(
+        tmp_path / "ci.toml",
+        'methods = ["mean", "nearest"]\nmasks = ["square"]\nseed = 0\nlimit = 40\nworkers = 1\n',
+    )
+    options = dict(config=config, baseline=tmp_path / "baseline.json", out=tmp_path / "ci")
+    assert ci_gate.run(gate_args(**options, update=True)) == 0
+    data = json.loads((tmp_path / "baseline.json").read_text())
+    assert data["baseline"]["updated_by"].startswith("python -m benchmark gate --update")
+    assert "--limit 40" in data["baseline"]["command"]
+    capsys.readouterr()
+    assert ci_gate.run(gate_args(**options)) == 0  # reruns from scratch in the same folder
+    out = capsys.readouterr().out
+    assert "0 reused" not in out and "CI configuration" in out and "gate: PASS" in out
+
+
+def test_shipped_ci_configuration_is_valid():
+    root = Path(__file__).resolve().parent.parent
+    config = ci_gate.load_config(root / "results" / "ci.toml")
+    assert set(config["masks"]) == {"lines", "square"} and config["seed"] == 0
+    assert {"telea", "ns", "diffusion", "biharmonic", "mean", "nearest"} <= set(config["methods"])
+    baseline = root / "results" / "baseline.json"
+    if baseline.exists():
+        side = compare.load_side(baseline, "baseline")
+        assert side.series and side.config["images"] == config["limit"]
+        assert {m for _, m in side.entries()} == set(config["methods"])
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('methods = ["mean"]\nmasks = ["lines"]\nseed = 0\ncolour = "red"\n', "unknown key"),
+        ('methods = ["mean"]\nmasks = ["lines"]\n', "missing key(s) seed"),
+        ('methods = "mean"\nmasks = ["lines"]\nseed = 0\n', "methods must be a list"),
+        ('methods = []\nmasks = ["lines"]\nseed = 0\n', "non-empty list"),
+        ("methods = [\n", "not valid TOML"),
+    ],
+)
+def test_bad_ci_configuration_names_the_file(tmp_path, text, message):
+    path = write_toml(tmp_path / "ci.toml", text)
+    with pytest.raises(DataError, match="ci.toml") as info:
+        ci_gate.load_config(path)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(DataError, match="does not exist"):
+        ci_gate.load_config(tmp_path / "missing.toml")
+
+
+def test_ci_gate_without_baseline_fails_before_running(tmp_path):
+    args = gate_args(baseline=tmp_path / "none.json", out=tmp_path / "never")
+    with pytest.raises(DataError, match="none.json' does not exist"):
+        ci_gate.run(args)
+    assert not (tmp_path / "never").exists()
+
+
+def test_ci_gate_refuses_a_foreign_output_folder(tmp_path):
+    (tmp_path / "mine.txt").write_text("keep me")
+    with pytest.raises(UsageError, match="holds no run"):
+        ci_gate.fresh_run_dir(tmp_path)
+    assert (tmp_path / "mine.txt").exists()

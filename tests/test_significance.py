@@ -1,0 +1,212 @@
+"""Paired statistics between methods, mask-ratio buckets, and their place in the leaderboard."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from benchmark.leaderboard import (
+    LEADERBOARD_FORMAT,
+    TIED_MARK,
+    TIED_NOTE,
+    build_leaderboard,
+    render_console,
+    render_markdown,
+)
+from benchmark.records import _finite
+from benchmark.significance import (
+    bucket_of,
+    compare_series,
+    paired_difference,
+    pairwise_comparisons,
+    ratio_buckets,
+    wilcoxon_p,
+)
+from benchmark.stats import bootstrap_indices, summarize
+
+
+# -- Wilcoxon and bootstrap against scipy ----------------------------------------------------------
+@pytest.mark.parametrize("n", [8, 30, 60, 500])
+def test_wilcoxon_p_equals_scipy(n):
+    rng = np.random.default_rng(n)
+    d = rng.normal(0.2, 1.0, n)
+    assert wilcoxon_p(d) == pytest.approx(stats.wilcoxon(d).pvalue, rel=1e-12)
+
+
+def test_wilcoxon_with_zero_differences_drops_them():
+    d = np.array([0.0, 0.0, 0.5, -0.1, 1.2, 0.7, 0.0, 2.0, -0.3, 0.9, 1.1, 0.4])
+    expected = stats.wilcoxon(d, zero_method="wilcox").pvalue
+    assert wilcoxon_p(d) == pytest.approx(expected)
+    assert wilcoxon_p(d) == pytest.approx(stats.wilcoxon(d[d != 0]).pvalue)
+
+
+def test_wilcoxon_degenerate_cases():
+    assert wilcoxon_p(np.zeros(100)) == 1.0  # identical methods: no evidence of a difference
+    assert math.isnan(wilcoxon_p(np.array([])))
+    assert wilcoxon_p(np.full(40, 0.5)) < 1e-6  # every image better by the same amount
+
+
+def test_paired_difference_known_data():
+    rng = np.random.default_rng(7)
+    a = rng.normal(40, 4, 400)
+    b = a - 0.3 + rng.normal(0, 0.5, 400)
+    indices = bootstrap_indices(400)
+    d = paired_difference(a, b, indices)
+    expected = summarize(a - b, indices)
+    assert d.n == 400
+    assert d.mean == pytest.approx(np.mean(a - b))
+    assert (d.ci_low, d.ci_high) == pytest.approx((expected.ci_low, expected.ci_high))
+    assert d.ci_low < 0.3 < d.ci_high or abs(d.mean - 0.3) < 0.1
+    assert d.p_value == pytest.approx(stats.wilcoxon(a - b).pvalue)
+    assert d.significant
+    # the pairing matters: the unpaired CIs of a and b overlap, the paired one excludes 0
+    assert summarize(a).ci_low < summarize(b).ci_high and d.ci_low > 0
+
+
+def test_paired_difference_rejects_unequal_lengths():
+    with pytest.raises(ValueError, match="equal"):
+        paired_difference(np.ones(3), np.ones(4))
+
+
+def test_compare_series_uses_images_both_measured():
+    a = {"index": np.array([0, 1, 2, 5]), "psnr": np.array([30.0, 31.0, 32.0, 35.0])}
+    b = {"index": np.array([1, 2, 3, 5]), "psnr": np.array([30.0, 30.0, 99.0, 34.0])}
+    d = compare_series(a, b, "psnr")
+    assert d.n == 3
+    assert d.mean == pytest.approx((1 + 2 + 1) / 3)
+
+
+def test_pairwise_comparisons_cover_every_pair_in_order():
+    rng = np.random.default_rng(3)
+    idx = np.arange(50)
+    series = {
+        m: {"index": idx, "psnr": rng.normal(mu, 1, 50), "ssim": rng.random(50)}
+        for m, mu in (("a", 40), ("b", 35), ("c", 30), ("d", 25))
+    }
+    rows = pairwise_comparisons(series, ["a", "b", "c", "d"])
+    assert [(r["a"], r["b"]) for r in rows] == [
+        ("a", "b"),
+        ("a", "c"),
+        ("a", "d"),
+        ("b", "c"),
+        ("b", "d"),
+        ("c", "d"),
+    ]
+    first = rows[0]
+    assert first["n"] == 50 and first["psnr"]["mean"] > 0 and first["psnr"]["p_value"] < 0.05
+    diff = series["a"]["ssim"] - series["b"]["ssim"]
+    assert first["ssim"]["p_value"] == pytest.approx(stats.wilcoxon(diff).pvalue)
+
+
+# -- buckets ---------------------------------------------------------------------------------------
+def test_bucket_edges():
+    ratios = np.array([0.0, 0.0999, 0.1, 0.2, 0.3, 0.6, 0.7, 0.95, 1.0])
+    assert bucket_of(ratios).tolist() == [0, 0, 1, 2, 3, 6, 7, 9, 9]
+
+
+def test_bucket_counts_sum_to_n_and_means_match():
+    rng = np.random.default_rng(11)
+    n = 1000
+    ratio = rng.beta(2, 8, n)
+    series = {
+        "m1": {"index": np.arange(n), "mask_ratio": ratio, "psnr": 50 - 40 * ratio},
+        # a method that failed on some images: its own count
+        "m2": {"index": np.arange(0, n, 2), "mask_ratio": ratio[::2], "psnr": 45 - 40 * ratio[::2]},
+    }
+    rows = ratio_buckets(series, ["psnr"])
+    assert sum(r["methods"]["m1"]["n"] for r in rows) == n
+    assert sum(r["methods"]["m2"]["n"] for r in rows) == n // 2
+    assert rows[0]["label"] == "0–10 %" and rows[0]["low"] == 0.0 and rows[0]["high"] == 0.1
+    for r in rows:
+        inside = (ratio >= r["low"]) & (ratio < r["high"])
+        if inside.any():
+            assert r["methods"]["m1"]["psnr"] == pytest.approx(np.mean(50 - 40 * ratio[inside]))
+        else:
+            assert r["methods"]["m1"]["psnr"] is None
+    assert [r["low"] for r in rows] == pytest.approx([k / 10 for k in range(len(rows))])
+
+
+def test_buckets_of_nothing():
+    assert ratio_buckets({}) == []
+    empty = {"index": np.array([], int), "mask_ratio": np.array([]), "psnr": np.array([])}
+    assert ratio_buckets({"m": empty}, ["psnr"]) == []
+
+
+# -- leaderboard integration -----------------------------------------------------------------------
+def _records(values: dict[str, np.ndarray], mask: str = "lines") -> list[dict]:
+    records = []
+    for method, psnr in values.items():
+        for i, p in enumerate(psnr):
+            records.append(
+                {
+                    "method": method,
+                    "mask": mask,
+                    "index": i,
+                    "status": "ok",
+                    "seconds": 0.001,
+                    "psnr": float(p),
+                    "ssim": float(p) / 50,
+                    "hole_psnr": float(p) - 10,
+                    "hole_l1": 1 / float(p),
+                    "mask_ratio": 0.02 + (i % 30) / 100,
+                }
+            )
+    return records
+
+
+def _board():
+    rng = np.random.default_rng(5)
+    base = rng.normal(40, 3, 200)
+    values = {
+        "leader": base + 0.5,
+        "twin": base + 0.5 + rng.normal(0, 0.3, 200),  # the leader plus symmetric noise
+        "worse": base - 2 + rng.normal(0, 0.5, 200),
+    }
+    records = _records(values) + [
+        {"method": "dead", "mask": "lines", "index": 0, "status": "failed: boom", "seconds": 0.1}
+    ]
+    return build_leaderboard(records, ["worse", "twin", "leader", "dead"], ["lines"], {"seed": 0})
+
+
+def test_leaderboard_marks_methods_tied_with_the_leader():
+    board = _board()
+    assert board["format"] == LEADERBOARD_FORMAT == 2
+    table = board["tables"][0]
+    entries = {e["method"]: e for e in table["entries"]}
+    leader = table["entries"][0]["method"]
+    assert leader in ("leader", "twin")
+    other = "twin" if leader == "leader" else "leader"
+    assert entries[leader]["tied_with_leader"] is None and entries[leader]["vs_leader"] is None
+    assert entries[other]["tied_with_leader"] is True
+    assert entries[other]["vs_leader"]["psnr"]["p_value"] >= 0.05
+    assert entries["worse"]["tied_with_leader"] is False
+    worse = entries["worse"]["vs_leader"]["psnr"]
+    assert worse["mean"] < -2 and worse["ci_low"] < worse["mean"] < worse["ci_high"] < 0
+    assert entries["dead"]["tied_with_leader"] is None  # nothing measured
+    for text in (render_markdown(board), render_console(board)):
+        assert f"{other} {TIED_MARK}" in text
+        assert f"worse {TIED_MARK}" not in text
+        assert TIED_NOTE in text
+
+
+def test_leaderboard_holds_comparisons_and_buckets():
+    table = _board()["tables"][0]
+    pairs = {(c["a"], c["b"]) for c in table["comparisons"]}
+    assert len(pairs) == 3  # the dead method (no images) is not compared
+    assert all("dead" not in p for p in pairs)
+    for c in table["comparisons"]:
+        assert set(c) >= {"a", "b", "n", "psnr", "ssim"} and c["n"] == 200
+    counts = {m: sum(b["methods"][m]["n"] for b in table["buckets"]) for m in ("leader", "dead")}
+    assert counts == {"leader": 200, "dead": 0}
+    assert "Mean PSNR (dB) by mask ratio" in render_markdown(_board())
+
+
+def test_new_fields_survive_json():
+    board = _board()
+    loaded = json.loads(json.dumps(_finite(board)))
+    assert render_markdown(loaded) == render_markdown(board)
+    assert render_console(loaded) == render_console(board)
