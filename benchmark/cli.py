@@ -200,6 +200,18 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--quiet", action="store_true", help="no progress bars")
     p_run.set_defaults(func=cmd_run)
 
+    from benchmark import training
+
+    p_train = sub.add_parser(
+        "train", help="train a learned method (the seed's U-Net) and write its weights",
+        description="Train a learned method with Adam and MSE, tracking SSIM, on a data set's "
+        "train split with masks drawn fresh for every batch.",
+        epilog=training.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_train.add_argument("method", choices=training.TRAINABLE, help="the model to train")
+    training.add_arguments(p_train)
+    p_train.set_defaults(func=training.run)
+
     from benchmark import ci_gate, compare, report
 
     for name, module, summary in (
