@@ -43,7 +43,7 @@ from tabulate import tabulate
 import benchmark
 from benchmark.errors import DataError, UsageError
 from benchmark.leaderboard import LEADERBOARD_FORMAT
-from benchmark.records import STATUS_OK, RecordStore, read_json, write_atomic
+from benchmark.records import STATUS_OK, RecordStore, finite, read_json, write_atomic
 from benchmark.significance import SIGNIFICANCE_LEVEL, Series, compare_series
 
 DEFAULT_TOLERANCE_DB = 0.05
@@ -564,20 +564,10 @@ def baseline_text(baseline: dict[str, Any]) -> str:
         return node
 
     body = {k: (compact(v) if k == "per_image" else v) for k, v in baseline.items()}
-    text = json.dumps(_finite(body), indent=2, ensure_ascii=False)
+    text = json.dumps(finite(body), indent=2, ensure_ascii=False)
     for token, array in arrays.items():
         text = text.replace(f'"{token}"', array, 1)
     return text + "\n"
-
-
-def _finite(data: Any) -> Any:
-    if isinstance(data, float):
-        return data if math.isfinite(data) else None
-    if isinstance(data, dict):
-        return {k: _finite(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [_finite(v) for v in data]
-    return data
 
 
 def write_baseline(path: str | Path, new: Side, update_command: str) -> dict[str, Any]:

@@ -47,7 +47,7 @@ def _umask() -> int:
 
 def write_json(path: str | Path, data: Any) -> None:
     """Atomically write ``data`` as indented JSON (NaN written as null)."""
-    write_atomic(path, json.dumps(_finite(data), indent=2) + "\n")
+    write_atomic(path, json.dumps(finite(data), indent=2) + "\n")
 
 
 def read_json(path: str | Path, what: str = "file") -> Any:
@@ -60,14 +60,14 @@ def read_json(path: str | Path, what: str = "file") -> Any:
         raise DataError(f"{what} {str(path)!r} is not valid JSON: {exc}") from None
 
 
-def _finite(data: Any) -> Any:
+def finite(data: Any) -> Any:
     """Replace NaN/inf floats by None so the JSON is standard."""
     if isinstance(data, float):
         return data if math.isfinite(data) else None
     if isinstance(data, dict):
-        return {k: _finite(v) for k, v in data.items()}
+        return {k: finite(v) for k, v in data.items()}
     if isinstance(data, (list, tuple)):
-        return [_finite(v) for v in data]
+        return [finite(v) for v in data]
     return data
 
 
@@ -122,7 +122,7 @@ class RecordStore:
         records = list(records)
         if not records:
             return
-        text = "".join(json.dumps(_finite(r)) + "\n" for r in records)
+        text = "".join(json.dumps(finite(r)) + "\n" for r in records)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(text)

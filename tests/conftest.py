@@ -12,6 +12,7 @@ import torch
 
 from benchmark.datasets import DATASETS
 from benchmark.method import METHODS
+from benchmark.registry import Registry
 
 
 @pytest.fixture
@@ -30,17 +31,7 @@ def temp_method() -> Iterator[Callable[[str, type], str]]:
 
     Every name registered through it is removed afterwards, even when the test fails.
     """
-    METHODS.names()  # import the built-ins first, so a clash with one fails loudly here
-    added: list[str] = []
-
-    def add(name: str, factory: type) -> str:
-        METHODS.add(name, factory)
-        added.append(name)
-        return name
-
-    yield add
-    for name in added:
-        METHODS.remove(name)
+    yield from _temporary_entries(METHODS)
 
 
 @pytest.fixture
@@ -50,17 +41,22 @@ def temp_dataset() -> Iterator[Callable[..., str]]:
     ``factory(*, split, size, data_dir)`` returns a :class:`benchmark.datasets.Dataset`; every
     name registered through it is removed afterwards.
     """
-    DATASETS.names()
+    yield from _temporary_entries(DATASETS)
+
+
+def _temporary_entries(registry: Registry) -> Iterator[Callable[..., str]]:
+    """Yield ``add(name, factory, *aliases)``; remove every name it added afterwards."""
+    registry.names()  # import the built-ins first, so a clash with one fails loudly here
     added: list[str] = []
 
     def add(name: str, factory: Callable, *aliases: str) -> str:
-        DATASETS.add(name, factory, *aliases)
+        registry.add(name, factory, *aliases)
         added.append(name)
         return name
 
     yield add
     for name in added:
-        DATASETS.remove(name)
+        registry.remove(name)
 
 
 @pytest.fixture
