@@ -1,0 +1,234 @@
+"""Training the U-Net: one tiny epoch, checkpoints, resume, Ctrl-C, deterministic batches."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark import training
+from benchmark.datasets import DATASETS, TensorDataset, build_dataset
+from benchmark.errors import UsageError
+from benchmark.masking import TRAINING_STREAM, build_mask
+from benchmark.training import (
+    TrainBatches,
+    TrainConfig,
+    augment,
+    per_image_loss,
+    split_indices,
+    train,
+)
+from benchmark.weights import load_tensors
+from methods.unet import load_model
+
+pytestmark = pytest.mark.usefixtures("single_torch_thread")
+
+TINY = "tiny-train-images"
+
+
+def _tiny(*, split: str = "train", size: int | None = None, data_dir=None) -> TensorDataset:
+    """20 smooth 16x16 images (gradients plus noise), the same on every call."""
+    rng = np.random.default_rng(0 if split == "train" else 1)
+    side = size or 16
+    ramp = np.linspace(0, 1, side)[None, :, None, None] * rng.uniform(0, 1, (20, 1, 1, 3))
+    pixels = (ramp + 0.1 * rng.uniform(size=(20, side, side, 3))).clip(0, 1) * 255
+    return TensorDataset(pixels.astype(np.uint8), split)
+
+
+@pytest.fixture(autouse=True)
+def tiny_dataset(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    DATASETS.names()  # load the built-ins first
+    DATASETS.add(TINY, _tiny)
+    monkeypatch.setattr(training, "_available_cores", torch.get_num_threads)
+    yield
+    DATASETS.remove(TINY)
+
+
+def _config(tmp_path: Path, **changes) -> TrainConfig:
+    values = dict(
+        dataset=TINY,
+        epochs=1,
+        batch_size=8,
+        val_fraction=0.2,
+        workers=0,
+        device="cpu",
+        progress=False,
+        out=str(tmp_path / "unet.safetensors"),
+    )
+    return TrainConfig(**(values | changes))
+
+
+def _model_state(path: Path) -> dict[str, torch.Tensor]:
+    tensors, _, _ = load_tensors(path, what="checkpoint")
+    return {k: v for k, v in tensors.items() if k.startswith(("model.", "optim."))}
+
+
+def test_one_epoch_through_the_command_writes_a_loadable_file(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("method", choices=training.TRAINABLE)
+    training.add_arguments(parser)
+    out = tmp_path / "w" / "unet.safetensors"
+    args = parser.parse_args(
+        ["unet", "--dataset", TINY, "--epochs", "1", "--batch-size", "8", "--workers", "0"]
+        + ["--out", str(out), "--seed", "3", "--masks", "lines,square", "--no-progress"]
+    )
+    assert training.run(args) == 0
+    model, meta = load_model(out, "unet")
+    assert meta["dataset"] == TINY and meta["masks"] == ["lines", "square"]
+    assert meta["epochs"] == 1 and meta["best_epoch"] == 1 and meta["seed"] == 3
+    assert set(meta["validation"]) >= {"loss", "psnr", "ssim", "lines", "square"}
+    assert meta["version"] and meta["train_seconds"] >= 0 and 0 <= meta["data_wait_fraction"] <= 1
+    assert {t.dtype for t in load_tensors(out)[0].values()} == {torch.float16}
+    assert (tmp_path / "w" / "unet.checkpoint.safetensors").exists()
+
+
+def test_resume_continues_exactly(tmp_path: Path) -> None:
+    straight = train(_config(tmp_path / "a", epochs=2))
+    first = train(_config(tmp_path / "b", epochs=1))
+    resumed = train(_config(tmp_path / "b", epochs=2, resume=True))
+    assert (straight.epochs_done, first.epochs_done, resumed.epochs_done) == (2, 1, 2)
+    assert [h["epoch"] for h in resumed.history] == [1, 2]
+    a, b = _model_state(straight.checkpoint), _model_state(resumed.checkpoint)
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
+
+
+def test_ctrl_c_saves_a_checkpoint_that_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import benchmark.metrics
+
+    real_ssim, calls = benchmark.metrics.ssim, []
+
+    def ssim_then_ctrl_c(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # Ctrl-C in the middle of the second training step
+            signal.raise_signal(signal.SIGINT)
+        return real_ssim(*args, **kwargs)
+
+    monkeypatch.setattr(benchmark.metrics, "ssim", ssim_then_ctrl_c)
+    interrupted = train(_config(tmp_path, batch_size=4))
+    monkeypatch.setattr(benchmark.metrics, "ssim", real_ssim)
+    assert interrupted.interrupted and interrupted.epochs_done == 0
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    meta = load_tensors(interrupted.checkpoint, what="checkpoint")[1]
+    assert (meta["epoch"], meta["batch"]) == (0, 2)  # the second step was finished, not lost
+    assert load_model(interrupted.out)[0] is not None  # a usable weights file exists already
+
+    finished = train(_config(tmp_path, batch_size=4, resume=True))
+    assert not finished.interrupted and finished.epochs_done == 1
+    straight = train(_config(tmp_path / "straight", batch_size=4))
+    a, b = _model_state(straight.checkpoint), _model_state(finished.checkpoint)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
+
+
+def test_resume_refuses_a_different_run(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no checkpoint"):
+        train(_config(tmp_path, resume=True))
+    train(_config(tmp_path))
+    with pytest.raises(UsageError, match="--batch-size 8, not 4"):
+        train(_config(tmp_path, batch_size=4, resume=True))
+
+
+def test_batches_are_pure_and_masks_come_from_the_training_stream() -> None:
+    dataset = _tiny()
+    generators = [build_mask("lines"), build_mask("square")]
+    indices = np.arange(3, 20)
+    batches = TrainBatches(dataset, indices, generators, 4, seed=7, size=(16, 16))
+    assert batches.per_epoch == math.ceil(17 / 4)
+    images, masks = batches[5]
+    again = TrainBatches(dataset, indices, generators, 4, seed=7, size=(16, 16))[5]
+    assert torch.equal(images, again[0]) and torch.equal(masks, again[1])
+    assert images.shape == (4, 3, 16, 16) and masks.shape == (4, 1, 16, 16)
+    assert masks.dtype == torch.bool and bool(masks.flatten(1).any(1).all())
+    # batch 5 is epoch 1, batch 0: its images use running counters 17..20
+    counters = [17, 18, 19, 20]
+    expected = torch.stack(
+        [generators[c % 2].batch([c], 16, 16, 7 + TRAINING_STREAM)[0] for c in counters]
+    )
+    assert torch.equal(masks, expected)
+    evaluation = torch.stack([generators[c % 2].batch([c], 16, 16, 7)[0] for c in counters])
+    assert not torch.equal(masks, evaluation)
+    last = batches[batches.per_epoch - 1][0]  # a short last batch keeps every image
+    assert len(last) == 17 - 4 * (batches.per_epoch - 1)
+
+
+def test_augment_is_deterministic_and_keeps_the_masks() -> None:
+    images = _tiny().images(range(8))
+    a = augment(images, np.random.default_rng(4))
+    assert torch.equal(a, augment(images, np.random.default_rng(4)))
+    assert a.shape == images.shape and 0 <= float(a.min()) and float(a.max()) <= 1
+    for original, changed in zip(images, a):  # same values, up to inversion
+        values = np.sort(original.flatten().numpy())
+        assert np.allclose(np.sort(changed.flatten().numpy()), values) or np.allclose(
+            np.sort(1 - changed.flatten().numpy()), values
+        )
+    generators = [build_mask("lines"), build_mask("square")]
+    plain = TrainBatches(_tiny(), np.arange(20), generators, 8, seed=1, size=(16, 16))
+    varied = TrainBatches(_tiny(), np.arange(20), generators, 8, 1, (16, 16), augment=True)
+    assert torch.equal(plain[1][1], varied[1][1]) and not torch.equal(plain[1][0], varied[1][0])
+
+
+def test_psnr_loss_is_the_negative_per_image_psnr(tmp_path: Path) -> None:
+    target = torch.zeros(2, 3, 4, 4)
+    pred = target.clone()
+    pred[0] += 0.1
+    loss = per_image_loss("psnr", pred, target)
+    torch.testing.assert_close(loss, torch.tensor([-20.0, -60.0]), atol=1e-3, rtol=0)
+    torch.testing.assert_close(per_image_loss("mse", pred, target), torch.tensor([0.01, 0.0]))
+    result = train(_config(tmp_path, loss="psnr", augment=True))
+    meta = load_model(result.out)[1]
+    assert meta["loss"] == "psnr" and meta["augment"] is True and meta["validation"]["loss"] < 0
+
+
+def test_validation_slice_is_disjoint_and_fixed() -> None:
+    train_idx, val_idx = split_indices(100, 0.1, None, seed=0)
+    assert len(val_idx) == 10 and len(train_idx) == 90
+    assert not set(train_idx) & set(val_idx)
+    limited, same_val = split_indices(100, 0.1, 20, seed=0)
+    assert len(limited) == 20 and np.array_equal(val_idx, same_val)
+    assert not np.array_equal(split_indices(100, 0.1, None, seed=1)[1], val_idx)
+
+
+@pytest.mark.parametrize(
+    "changes, words",
+    [
+        ({"epochs": 0}, "--epochs must be >= 1"),
+        ({"val_fraction": 1.0}, "--val-fraction must lie in [0, 1)"),
+        ({"architecture": "telea"}, "cannot train 'telea'"),
+        ({"masks": "nope"}, "unknown mask 'nope'"),
+        ({"loss": "l1"}, "--loss must be one of mse, psnr"),
+    ],
+)
+def test_bad_options_are_usage_errors(tmp_path: Path, changes: dict, words: str) -> None:
+    with pytest.raises(UsageError) as info:
+        train(_config(tmp_path, **changes))
+    assert words in str(info.value)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_mixed_precision_epoch(tmp_path: Path) -> None:
+    result = train(_config(tmp_path, device="cuda", workers=1))
+    assert result.epochs_done == 1 and load_model(result.out)[1]["device"].startswith("cuda")
+
+
+def test_cli_train_one_tiny_epoch(tmp_path: Path, run_cli) -> None:
+    code, _, err = run_cli("train", "--help")
+    if code != 0 or "--val-fraction" not in _:
+        pytest.skip("the CLI has no train command yet")
+    assert len(build_dataset("skimage-patches", "train")) > 1000
+    out = tmp_path / "cli.safetensors"
+    code, stdout, stderr = run_cli(
+        "train", "unet", "--epochs", "1", "--limit", "32", "--val-fraction", "0.005",
+        "--workers", "0", "--out", str(out), "--no-progress",
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert "data wait" in stdout and load_model(out, "unet")[1]["epochs"] == 1
