@@ -203,10 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     from benchmark import training
 
     p_train = sub.add_parser(
-        "train", help="train a learned method (the seed's U-Net) and write its weights",
+        "train",
+        help="train a learned method (the seed's U-Net) and write its weights",
         description="Train a learned method with Adam and MSE, tracking SSIM, on a data set's "
         "train split with masks drawn fresh for every batch.",
-        epilog=training.EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=training.EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p_train.add_argument("method", choices=training.TRAINABLE, help="the model to train")
     training.add_arguments(p_train)

@@ -17,7 +17,7 @@ from benchmark.leaderboard import (
     render_console,
     render_markdown,
 )
-from benchmark.records import _finite
+from benchmark.records import finite
 from benchmark.significance import (
     bucket_of,
     compare_series,
@@ -207,6 +207,6 @@ def test_leaderboard_holds_comparisons_and_buckets():
 
 def test_new_fields_survive_json():
     board = _board()
-    loaded = json.loads(json.dumps(_finite(board)))
+    loaded = json.loads(json.dumps(finite(board)))
     assert render_markdown(loaded) == render_markdown(board)
     assert render_console(loaded) == render_console(board)

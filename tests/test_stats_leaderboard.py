@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchmark.leaderboard import build_leaderboard, render_console, render_markdown
-from benchmark.records import _finite
+from benchmark.records import finite
 from benchmark.stats import bootstrap_indices, summarize
 
 
@@ -161,7 +161,7 @@ def test_leaderboard_does_not_depend_on_record_order():
 
 def test_leaderboard_survives_json_round_trip_and_renders():
     board = build_leaderboard(make_records(), ["good", "dead"], ["lines"], {"seed": 3})
-    loaded = json.loads(json.dumps(_finite(board)))  # NaN of the dead method -> null
+    loaded = json.loads(json.dumps(finite(board)))  # NaN of the dead method -> null
     assert "—" in render_markdown(loaded)
     assert render_console(loaded) == render_console(board)
 

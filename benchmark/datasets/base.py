@@ -70,7 +70,7 @@ class TensorDataset(Dataset):
 
     def images(self, indices: Sequence[int]) -> torch.Tensor:
         batch = torch.from_numpy(self.pixels[np.asarray(indices, dtype=np.int64)])
-        return batch.permute(0, 3, 1, 2).float().div_(255).contiguous()
+        return batch.permute(0, 3, 1, 2).contiguous().float().div_(255)
 
     @property
     def image_size(self) -> tuple[int, int]:
