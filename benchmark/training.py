@@ -338,9 +338,9 @@ class Validation:
                 filled = composite(images, pred.clamp(0, 1), mask)
                 p_all.append(psnr(filled, images))
                 s_all.append(ssim(filled, images))
-            loss, p, s = (torch.cat(v).mean().item() for v in (sq_err, p_all, s_all))
-            result[name] = {"loss": loss, "psnr": p, "ssim": s}
-            losses.append(loss)
+            mask_loss, p, s = (torch.cat(v).mean().item() for v in (sq_err, p_all, s_all))
+            result[name] = {"loss": mask_loss, "psnr": p, "ssim": s}
+            losses.append(mask_loss)
             psnrs.append(p)
             ssims.append(s)
         result.update(

@@ -83,6 +83,11 @@ def test_one_epoch_through_the_command_writes_a_loadable_file(tmp_path: Path) ->
     assert meta["dataset"] == TINY and meta["masks"] == ["lines", "square"]
     assert meta["epochs"] == 1 and meta["best_epoch"] == 1 and meta["seed"] == 3
     assert set(meta["validation"]) >= {"loss", "psnr", "ssim", "lines", "square"}
+    # every mask's validation loss is the configured loss (MSE here), not a leftover of the last
+    for name in ("lines", "square"):
+        assert 0 <= meta["validation"][name]["loss"] < 1, meta["validation"]
+    mse = [meta["validation"][name]["loss"] for name in ("lines", "square")]
+    assert math.isclose(meta["validation"]["loss"], sum(mse) / 2, rel_tol=1e-6)
     assert meta["version"] and meta["train_seconds"] >= 0 and 0 <= meta["data_wait_fraction"] <= 1
     assert {t.dtype for t in load_tensors(out)[0].values()} == {torch.float16}
     assert (tmp_path / "w" / "unet.checkpoint.safetensors").exists()
