@@ -7,7 +7,8 @@ exits 1 when any method/mask pair got worse by more than the tolerance (``--tole
 fails more images than before also fails the gate. Entries only in NEW are reported as new;
 entries missing from NEW fail the gate unless ``--allow-missing``. Leaderboards of different
 configurations (data set, split, size, seed, number of images, mask parameters) are refused
-with exit code 2; the package version may differ (that is what the gate compares).
+with exit code 2, and so is a missing or corrupt input file (exit 1 always means a regression);
+the package version may differ (that is what the gate compares).
 
 **The paired test.** Both sides were measured on the same images with the same holes, so the
 drop is tested image by image: the Wilcoxon signed-rank test on the per-image differences
@@ -132,8 +133,18 @@ def _check_leaderboard(data: Any, path: Path, what: str) -> dict[str, Any]:
         for entry in table["entries"]:
             if not isinstance(entry, dict) or not isinstance(entry.get("method"), str):
                 raise bad(f"an entry of mask {table['mask']!r} without a 'method' name")
+            where = f"entry {entry['method']!r} of mask {table['mask']!r}"
             if not isinstance(entry.get("metrics"), dict):
-                raise bad(f"entry {entry['method']!r} of mask {table['mask']!r} has no metrics")
+                raise bad(f"{where} has no metrics")
+            for key in ("n", "failed"):
+                if not isinstance(entry.get(key, 0), int):
+                    raise bad(f"{where}: {key!r} must be an integer")
+            for name, summary in entry["metrics"].items():
+                fields = ("mean", "ci_low", "ci_high")
+                if not isinstance(summary, dict) or not all(
+                    isinstance(summary.get(f), (int, float, type(None))) for f in fields
+                ):
+                    raise bad(f"{where}: metric {name!r} is malformed")
     return data
 
 
@@ -157,6 +168,14 @@ def _decode_per_image(data: Any, path: Path, what: str) -> dict[tuple[str, str],
     return series
 
 
+def _load_for_gate(path: str | Path, what: str) -> Side:
+    """``load_side`` whose file problems exit 2: distinct from a regression's exit 1."""
+    try:
+        return load_side(path, what)
+    except DataError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def series_from_records(
     path: Path, leaderboard: dict[str, Any], metrics: Sequence[str] = tuple(GATED_METRICS)
 ) -> dict[tuple[str, str], Series]:
@@ -172,7 +191,7 @@ def series_from_records(
     }
     images = (leaderboard.get("config") or {}).get("images")
     rows: dict[tuple[str, str], dict[str, dict[int, dict[str, Any]]]] = {}
-    for record in RecordStore(path):
+    for record in RecordStore(path, truncate=False):  # read-only: a run may still be writing
         key = (record["mask"], record["method"])
         index = int(record["index"])
         if key not in entries or record["status"] != STATUS_OK:
@@ -191,8 +210,10 @@ def series_from_records(
         if not chosen:
             continue
         order = sorted(chosen)
-        series[key] = {"index": np.array(order, dtype=np.int64)} | {
-            m: np.array([chosen[i].get(m) for i in order], dtype=float) for m in metrics
+        arrays = {m: np.array([chosen[i].get(m) for i in order], dtype=float) for m in metrics}
+        keep = np.all([np.isfinite(a) for a in arrays.values()], axis=0)  # as _decode_per_image
+        series[key] = {"index": np.array(order, dtype=np.int64)[keep]} | {
+            m: a[keep] for m, a in arrays.items()
         }
     return series
 
@@ -294,6 +315,8 @@ def _half_width(entry: dict[str, Any], metric: str) -> float:
 
 
 def _verdict(delta: float, p_value: float, tolerance: float) -> str:
+    if not math.isfinite(delta):  # fail closed: an unmeasurable change is never "same"
+        return "worse"
     significant = p_value < SIGNIFICANCE_LEVEL
     if -delta > tolerance:
         return "worse" if significant else "worse (n.s.)"
@@ -619,7 +642,7 @@ def gate(
     for name, value in (("--tolerance-db", tolerance_db), ("--tolerance-ssim", tolerance_ssim)):
         if not value >= 0:
             raise UsageError(f"{name} must be a number >= 0, got {value}")
-    new_side = load_side(new, "new")
+    new_side = _load_for_gate(new, "new")
     if update:
         command = update_command or shlex.join(
             ["python", "-m", "benchmark", "compare", str(baseline), str(new), "--update"]
@@ -630,7 +653,7 @@ def gate(
             f"(inpaint-bench {written['baseline']['version']}; {written['baseline']['command']})"
         )
         return 0
-    base_side = load_side(baseline, "baseline")
+    base_side = _load_for_gate(baseline, "baseline")
     check_comparable(base_side, new_side)
     results = compare_sides(base_side, new_side, tolerance_db, tolerance_ssim)
     lines, passed = summary_lines(results, tolerance_db, tolerance_ssim, allow_missing)

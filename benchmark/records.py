@@ -22,14 +22,15 @@ STATUS_OK = "ok"
 REQUIRED_FIELDS = ("method", "mask", "index", "status")
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename: never half a file."""
+def write_atomic(path: str | Path, text: str | bytes) -> None:
+    """Write ``text`` (str or bytes) to ``path`` through a temporary file and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        binary = isinstance(text, bytes)
+        with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
@@ -79,8 +80,10 @@ def record_key(record: dict[str, Any]) -> tuple[str, str, str, int]:
 class RecordStore:
     """The records of one run directory, loaded once and appended batch by batch."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, truncate: bool = True) -> None:
+        """Load ``path`` if any; ``truncate=False`` (for readers) leaves a partial tail on disk."""
         self.path = Path(path)
+        self._truncate = truncate
         self._records: dict[tuple[str, str, str, int], dict[str, Any]] = {}
         if self.path.exists():
             self._load()
@@ -88,7 +91,7 @@ class RecordStore:
     def _load(self) -> None:
         raw = self.path.read_bytes()
         complete_end = raw.rfind(b"\n") + 1
-        if complete_end < len(raw):  # a crash mid-write left a partial line: drop it
+        if complete_end < len(raw) and self._truncate:  # a crash mid-write left a partial line
             with open(self.path, "r+b") as handle:
                 handle.truncate(complete_end)
         for number, line in enumerate(raw[:complete_end].splitlines(), start=1):

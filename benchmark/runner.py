@@ -253,10 +253,10 @@ def run_benchmark(config: RunConfig) -> RunResult:
 
     computed = reused = failed = 0
     pool = ThreadPoolExecutor(config.workers) if config.workers > 1 else None
+    evaluators = {n: Evaluator(m, device, pool, config.workers) for n, m in methods.items()}
     try:
         for mask_name, generator in masks.items():
-            for method_name, method in methods.items():
-                evaluator = Evaluator(method, device, pool, config.workers)
+            for method_name, evaluator in evaluators.items():
                 fingerprint = fingerprints[method_name]
                 todo = [
                     i

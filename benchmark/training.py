@@ -411,7 +411,9 @@ def _load_checkpoint(path: Path, config: TrainConfig, model, optimizer, scaler) 
 
 
 def _check_resumable(meta: dict[str, Any], config: TrainConfig, path: Path) -> None:
-    stored = meta.get("config", {})
+    stored = meta.get("config")
+    if not isinstance(stored, dict):
+        raise DataError(f"checkpoint {str(path)!r}: no run configuration in its metadata")
     for key in _RESUME_FIXED:
         if stored.get(key) != getattr(config, key):
             option = "model" if key == "architecture" else "--" + key.replace("_", "-")
@@ -572,9 +574,13 @@ class _Trainer:
                 self.checkpoint, config, self.model, self.optimizer, self.scaler
             )
             self.state.update({k: stored[k] for k in self.state if k in stored and k != "config"})
-            if self.state["best_epoch"] is not None and self.out.exists():
+            if self.state["best_epoch"] is not None:
                 from methods.unet import load_model
 
+                if not self.out.exists():  # else the next save would mislabel current weights
+                    raise UsageError(
+                        f"--resume: the best-epoch weights {str(self.out)!r} are missing"
+                    )
                 best, _ = load_model(self.out, config.architecture)  # fp16 values, exactly
                 self.best = {k: v.to(torch.float16) for k, v in best.state_dict().items()}
             where = f"epoch {self.state['epoch'] + 1}, after batch {self.state['batch']}"

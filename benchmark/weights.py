@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from safetensors.torch import save as _st_save
 
 import benchmark
 from benchmark.errors import DataError
+from benchmark.records import write_atomic
 
 #: Value of the ``format`` metadata key; bump when the layout of the files changes.
 FORMAT = "inpaint-bench/1"
@@ -51,16 +51,7 @@ def save_tensors(
     meta = {"format": FORMAT, "version": benchmark.__version__, **metadata}
     meta["tensor_sha256"] = tensor_digest(tensors)
     data = _canonical(_st_save(tensors, {key: json.dumps(value) for key, value in meta.items()}))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_atomic(path, data)
 
 
 def _canonical(data: bytes) -> bytes:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from benchmark import ci_gate, compare
-from benchmark.errors import BenchmarkError, DataError, UsageError
+from benchmark.errors import DataError, UsageError
 from benchmark.leaderboard import build_leaderboard
 from benchmark.method import METHODS, Method
 from benchmark.records import write_atomic, write_json
@@ -213,24 +213,42 @@ def test_different_number_of_images_refuses(tmp_path):
 def test_missing_and_corrupt_baselines_name_the_file(tmp_path):
     new = fake_run(tmp_path / "new", {("lines", "a"): psnr_values(0)})
     missing = tmp_path / "nope.json"
-    with pytest.raises(DataError, match=f"baseline '{missing}' does not exist"):
+    with pytest.raises(UsageError, match=f"baseline '{missing}' does not exist"):
         gate(missing, new)
     corrupt = tmp_path / "corrupt.json"
     corrupt.write_text('{"format": 2, "tables": [')
-    with pytest.raises(DataError, match=f"baseline '{corrupt}' is not valid JSON"):
+    with pytest.raises(UsageError, match=f"baseline '{corrupt}' is not valid JSON"):
         gate(corrupt, new)
     other = tmp_path / "other.json"
     other.write_text('{"hello": 1}')
-    with pytest.raises(DataError, match=f"baseline '{other}' is not a leaderboard"):
+    with pytest.raises(UsageError, match=f"baseline '{other}' is not a leaderboard"):
         gate(other, new)
     future = tmp_path / "future.json"
     future.write_text('{"format": 99, "tables": []}')
-    with pytest.raises(DataError, match="unknown format 99"):
+    with pytest.raises(UsageError, match="unknown format 99"):
         gate(future, new)
-    with pytest.raises(DataError, match="folder without a leaderboard.json"):
+    with pytest.raises(UsageError, match="folder without a leaderboard.json"):
         gate(new, tmp_path)
-    for exc in (DataError("x"),):
-        assert isinstance(exc, BenchmarkError) and exc.exit_code == 1
+    # a broken input file exits 2, never 1: exit 1 means "a method regressed"
+    with pytest.raises(UsageError) as info:
+        gate(missing, new)
+    assert info.value.exit_code == 2
+
+
+def test_a_non_finite_change_fails_closed():
+    from benchmark.compare import _verdict
+
+    assert _verdict(float("nan"), float("nan"), 0.05) == "worse"
+
+
+def test_malformed_entry_fields_are_one_line_errors(tmp_path):
+    new = fake_run(tmp_path / "new", {("lines", "a"): psnr_values(0)})
+    board = json.loads((new / "leaderboard.json").read_text())
+    board["tables"][0]["entries"][0]["n"] = "x"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(board))
+    with pytest.raises(UsageError, match="'n' must be an integer"):
+        gate(bad, new)
 
 
 def test_bad_tolerance_is_a_usage_error(tmp_path):

@@ -141,6 +141,10 @@ def test_resume_refuses_a_different_run(tmp_path: Path) -> None:
     train(_config(tmp_path))
     with pytest.raises(UsageError, match="--batch-size 8, not 4"):
         train(_config(tmp_path, batch_size=4, resume=True))
+    # without the best epoch's weights, a resumed run would write mislabelled weights
+    (tmp_path / "unet.safetensors").unlink()
+    with pytest.raises(UsageError, match="best-epoch weights .* are missing"):
+        train(_config(tmp_path, epochs=2, resume=True))
 
 
 def test_batches_are_pure_and_masks_come_from_the_training_stream() -> None:
