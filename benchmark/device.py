@@ -32,3 +32,17 @@ def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda: {torch.cuda.get_device_name(device)}"
     return f"cpu ({torch.get_num_threads()} torch threads)"
+
+
+def autocast(device: torch.device):
+    """Mixed precision (fp16) on CUDA; a no-op context elsewhere."""
+    import torch
+
+    return torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda")
+
+
+def memory_format(device: torch.device) -> torch.memory_format:
+    """channels_last on the CPU (its convolutions are faster so), contiguous elsewhere."""
+    import torch
+
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format

@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.device import autocast, memory_format
 from benchmark.errors import DataError
 from benchmark.method import METHODS, Method
 from benchmark.weights import check_state, load_tensors, save_tensors
@@ -175,6 +176,31 @@ def model_input(masked: torch.Tensor, mask: torch.Tensor, architecture: str) -> 
     return masked
 
 
+@torch.inference_mode()
+def predict(
+    model: UNet,
+    masked: torch.Tensor,
+    mask: torch.Tensor,
+    architecture: str,
+    device: torch.device,
+    chunk: int = INFERENCE_CHUNK,
+) -> torch.Tensor:
+    """``model``'s full-image prediction, float32 on ``device``, in chunks of ``chunk`` images.
+
+    Hole pixels of ``masked`` are zeroed first (the model never reads them); fp16 autocast on
+    CUDA, channels_last on the CPU. ``model`` must already be on ``device``.
+    """
+    outputs = []
+    with autocast(device):
+        for start in range(0, len(masked), chunk):
+            hole = mask[start : start + chunk].to(device)
+            known_only = masked[start : start + chunk].to(device).masked_fill(hole, 0)
+            x = model_input(known_only, hole, architecture).float()
+            y = model(x.contiguous(memory_format=memory_format(device)))
+            outputs.append(y.float().contiguous())
+    return torch.cat(outputs) if outputs else masked.new_zeros(masked.shape, device=device)
+
+
 def conv_layers(model: nn.Module) -> int:
     """Number of (non-transposed) convolution layers: 19 for the seed's U-Net."""
     return sum(type(m) is nn.Conv2d for m in model.modules())
@@ -230,8 +256,7 @@ class UNetMethod(Method):
 
     def to(self, device: torch.device | str) -> UNetMethod:
         self._device = torch.device(device)
-        fmt = torch.channels_last if self._device.type == "cpu" else torch.contiguous_format
-        self.model.to(self._device, memory_format=fmt)
+        self.model.to(self._device, memory_format=memory_format(self._device))
         return self
 
     def fingerprint(self) -> str:
@@ -239,19 +264,7 @@ class UNetMethod(Method):
 
     def inpaint(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Predict the full image for ``masked`` (N, 3, H, W) and ``mask`` (N, 1, H, W)."""
-        device = self._device
-        cuda = device.type == "cuda"
-        fmt = torch.channels_last if device.type == "cpu" else torch.contiguous_format
-        outputs = []
-        with torch.inference_mode(), torch.autocast("cuda", torch.float16, enabled=cuda):
-            for start in range(0, len(masked), INFERENCE_CHUNK):
-                part = slice(start, start + INFERENCE_CHUNK)
-                hole = mask[part].to(device)
-                known_only = masked[part].to(device).masked_fill(hole, 0)  # never read the hole
-                x = model_input(known_only, hole, self.architecture)
-                y = self.model(x.float().contiguous(memory_format=fmt))
-                outputs.append(y.float().contiguous())
-        return torch.cat(outputs) if outputs else masked.new_zeros(masked.shape)
+        return predict(self.model, masked, mask, self.architecture, self._device)
 
 
 @METHODS.register("unet-fill")

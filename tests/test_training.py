@@ -20,6 +20,7 @@ from benchmark.training import (
     TrainBatches,
     TrainConfig,
     augment,
+    learning_rate,
     per_image_loss,
     split_indices,
     train,
@@ -133,6 +134,20 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(
     a, b = _model_state(straight.checkpoint), _model_state(finished.checkpoint)
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
+
+
+def test_cosine_schedule_decays_the_rate_and_resumes_exactly(tmp_path: Path) -> None:
+    rates = [learning_rate(1e-3, "cosine", step, 10) for step in range(11)]
+    assert rates[0] == 1e-3 and rates[-1] == 0 and all(a > b for a, b in zip(rates, rates[1:]))
+    straight = train(_config(tmp_path / "a", epochs=2, lr_schedule="cosine"))
+    meta = load_tensors(straight.checkpoint, what="checkpoint")[1]
+    total = 2 * math.ceil(meta["train_images"] / 2 / 8)  # two epochs of batches of 8
+    last_rate = meta["param_groups"][0]["lr"]
+    assert last_rate == learning_rate(1e-3, "cosine", total - 1, total) < 1e-3 / 5
+    assert load_model(straight.out)[1]["lr_schedule"] == "cosine"
+    train(_config(tmp_path / "b", epochs=1, lr_schedule="cosine"))
+    with pytest.raises(UsageError, match="same --epochs"):  # the decay would change
+        train(_config(tmp_path / "b", epochs=3, lr_schedule="cosine", resume=True))
 
 
 def test_resume_refuses_a_different_run(tmp_path: Path) -> None:
