@@ -177,6 +177,28 @@ def test_device_cuda_without_gpu(run_cli):
     assert "cuda" in line.lower()
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_device_cuda_gives_the_cpu_results(run_cli, tmp_path):
+    means = {}
+    for device in ("cpu", "cuda"):
+        code, _, stderr = run_cli(
+            "run", "--methods", "unet-fill,diffusion,mean,telea", "--masks", "lines,square",
+            "--limit", "64", "--device", device, "--out", device, "--quiet",
+        )  # fmt: skip
+        assert code == 0, stderr
+        run = json.loads((tmp_path / device / "run.json").read_text())
+        assert device in json.dumps(run), run  # the device is recorded
+        board = json.loads((tmp_path / device / "leaderboard.json").read_text())
+        means[device] = {
+            (t["mask"], e["method"]): e["metrics"]["psnr"]["mean"]
+            for t in board["tables"]
+            for e in t["entries"]
+        }
+    assert means["cpu"].keys() == means["cuda"].keys() and len(means["cpu"]) == 8
+    for key, value in means["cpu"].items():
+        assert means["cuda"][key] == pytest.approx(value, abs=0.05), key
+
+
 def test_unknown_option(run_cli):
     code, _, stderr = run_cli("run", "--methods", "telea", "--masks", "lines", "--bogus")
     line = assert_one_line_error(code, stderr, 2)
