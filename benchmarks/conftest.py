@@ -28,7 +28,13 @@ RATIOS = [
     ),
     ("telea: speed-up of 2 workers over 1 (method path)", "harness_telea_w1", "harness_telea_w2"),
     ("telea: speed-up of 2 workers over 1 (full run)", "run_telea_w1", "run_telea_w2"),
-    ("unet: inference images/s at 32x32 (batch 256)", "unet_images", "unet_inference"),
+    ("unet on cpu: harness method path / bare model loop", "harness_unet_cpu", "bare_unet_cpu"),
+    ("unet on cuda: harness method path / bare model loop", "harness_unet_cuda", "bare_unet_cuda"),
+]
+#: (label, benchmark) pairs whose images per second (N_IMAGES / median) the summary shows
+THROUGHPUTS = [
+    ("unet on cpu, harness method path (32x32, batches of 256)", "harness_unet_cpu"),
+    ("unet on cuda, harness method path (32x32, batches of 256)", "harness_unet_cuda"),
 ]
 
 
@@ -57,6 +63,9 @@ def pytest_terminal_summary(terminalreporter):
     for label, top, bottom in RATIOS:
         if top in MEDIANS and bottom in MEDIANS:
             lines.append(f"{label}: {MEDIANS[top] / MEDIANS[bottom]:.3f}")
+    for label, name in THROUGHPUTS:
+        if name in MEDIANS:
+            lines.append(f"{label}: {N_IMAGES / MEDIANS[name]:,.0f} images/s")
     if lines:
         terminalreporter.section("ratios (same session)")
         for line in lines:
