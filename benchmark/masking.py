@@ -14,10 +14,36 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from benchmark.errors import UsageError
+from benchmark.fingerprint import parameters_hash, public_state, source_hash
 from benchmark.registry import Registry
 
 #: Offset added to the seed stream used for training masks, so they never repeat evaluation masks.
 TRAINING_STREAM = 1_000_003
+#: Draws tried per image before a hole-ratio range is declared out of a family's reach.
+MAX_RATIO_ATTEMPTS = 1000
+
+RatioRange = tuple[float, float]
+
+
+def parse_ratio_range(text: str) -> RatioRange:
+    """``"LOW-HIGH"`` -> ``(low, high)``, both in [0, 1] and ``low <= high``.
+
+    >>> parse_ratio_range("0.1-0.2")
+    (0.1, 0.2)
+    """
+    low_text, sep, high_text = str(text).strip().partition("-")
+    try:
+        low, high = float(low_text), float(high_text)
+    except ValueError:
+        low = high = float("nan")
+    if not sep or not (0 <= low <= 1 and 0 <= high <= 1):
+        raise UsageError(
+            f"--mask-ratio: expected LOW-HIGH with fractions in [0, 1] (e.g. 0.1-0.2), got {text!r}"
+        )
+    if low > high:
+        raise UsageError(f"--mask-ratio: LOW must not exceed HIGH, got {text!r}")
+    return low, high
 
 
 class MaskGenerator(ABC):
@@ -35,9 +61,41 @@ class MaskGenerator(ABC):
         generator_id = zlib.crc32(self.name.encode())
         return np.random.default_rng([seed, generator_id, index])
 
-    def mask(self, index: int, height: int, width: int, seed: int = 0) -> np.ndarray:
-        """The mask of image ``index``: at least one hole pixel and one known pixel."""
-        drawn = np.asarray(self.draw(self.rng(seed, index), height, width), dtype=bool)
+    def fingerprint(self) -> str:
+        """Code hash plus every resolved parameter (defaults included): stored with records."""
+        return f"code {source_hash(self)}; params {parameters_hash(public_state(self))}"
+
+    def attempt_rng(self, seed: int, index: int, attempt: int) -> np.random.Generator:
+        """Stream of draw ``attempt`` of image ``index``: attempt 0 is :meth:`rng`."""
+        if attempt == 0:
+            return self.rng(seed, index)
+        generator_id = zlib.crc32(self.name.encode())
+        return np.random.default_rng([seed, generator_id, index, attempt])
+
+    def mask(
+        self, index: int, height: int, width: int, seed: int = 0, ratio: RatioRange | None = None
+    ) -> np.ndarray:
+        """The mask of image ``index``: at least one hole pixel and one known pixel.
+
+        With ``ratio = (low, high)`` the first draw (attempt 0, 1, ...) whose hole ratio lies in
+        ``[low, high]`` is kept (deterministic rejection sampling); after
+        :data:`MAX_RATIO_ATTEMPTS` draws a :class:`UsageError` says the range is out of reach.
+        """
+        if ratio is None:
+            return self._attempt(index, height, width, seed, 0)
+        low, high = ratio
+        for attempt in range(MAX_RATIO_ATTEMPTS):
+            drawn = self._attempt(index, height, width, seed, attempt)
+            if low <= drawn.mean() <= high:
+                return drawn
+        raise UsageError(
+            f"mask {self.name!r} cannot reach hole ratio {low:g}-{high:g} at {height}x{width}: "
+            f"no draw in range for image {index} after {MAX_RATIO_ATTEMPTS} attempts"
+        )
+
+    def _attempt(self, index: int, height: int, width: int, seed: int, attempt: int) -> np.ndarray:
+        rng = self.attempt_rng(seed, index, attempt)
+        drawn = np.asarray(self.draw(rng, height, width), dtype=bool)
         if drawn.shape != (height, width):
             raise ValueError(
                 f"mask generator {self.name!r} drew shape {drawn.shape}, expected {(height, width)}"
@@ -48,9 +106,16 @@ class MaskGenerator(ABC):
             drawn[0, 0] = False
         return drawn
 
-    def batch(self, indices: Sequence[int], height: int, width: int, seed: int = 0) -> torch.Tensor:
+    def batch(
+        self,
+        indices: Sequence[int],
+        height: int,
+        width: int,
+        seed: int = 0,
+        ratio: RatioRange | None = None,
+    ) -> torch.Tensor:
         """Masks of several images as a ``bool (N, 1, H, W)`` tensor."""
-        masks = np.stack([self.mask(int(i), height, width, seed) for i in indices])
+        masks = np.stack([self.mask(int(i), height, width, seed, ratio) for i in indices])
         return torch.from_numpy(masks).unsqueeze(1)
 
 

@@ -25,6 +25,9 @@ class Method(ABC):
     """
 
     device: str = "cpu"
+    #: One line shown by ``list`` when the method is slow at large sizes (what to use instead);
+    #: empty for methods that keep up.
+    slow_note: str = ""
 
     @abstractmethod
     def inpaint(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

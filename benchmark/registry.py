@@ -84,6 +84,11 @@ def parse_spec(text: str) -> Spec:
     'lines:max_lines=8,min_lines=2'
     >>> parse_spec("telea:radius=5").kwargs
     {'radius': 5}
+
+    ``name:PATH,key=value`` is short for ``name:path=PATH,key=value`` (the path stays text):
+
+    >>> parse_spec("folder:masks/nvidia,invert=true").kwargs
+    {'invert': True, 'path': 'masks/nvidia'}
     """
     text = text.strip()
     name, _, rest = text.partition(":")
@@ -91,7 +96,10 @@ def parse_spec(text: str) -> Spec:
         raise UsageError(f"malformed name {text!r}: expected name or name:key=value,...")
     params: dict[str, Any] = {}
     if rest:
-        for item in rest.split(","):
+        items = rest.split(",")
+        if "=" not in items[0]:  # name:PATH shorthand for name:path=PATH (folder:, predictions:)
+            params["path"] = items.pop(0).strip()
+        for item in items:
             key, sep, value = item.partition("=")
             key = key.strip()
             if not sep or not key.isidentifier():
@@ -145,6 +153,8 @@ class Registry(Generic[T]):
         self._entries: dict[str, Callable[..., T]] = {}
         self._aliases: dict[str, str] = {}
         self._plugins: dict[str, Any] = {}  # name -> importlib.metadata.EntryPoint, not yet loaded
+        #: Plug-ins that failed to load while listing: name -> one-line reason (for run.json).
+        self.failed_plugins: dict[str, str] = {}
         self._discovered = False
 
     # -- registration -------------------------------------------------------------------------
@@ -211,6 +221,7 @@ class Registry(Generic[T]):
             try:
                 self._load_plugin(name)
             except UsageError as exc:
+                self.failed_plugins[name] = str(exc)
                 warnings.warn(str(exc), stacklevel=2)
         return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
 

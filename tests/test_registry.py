@@ -12,6 +12,7 @@ import pytest
 
 import benchmark.registry as registry_module
 from benchmark.errors import UnknownNameError, UsageError
+from benchmark.method import METHODS
 from benchmark.registry import Registry, Spec, parse_spec, split_specs
 
 
@@ -151,13 +152,23 @@ def test_spec_text_round_trips(text):
 
 @pytest.mark.parametrize(
     "text",
-    [":x", "", "a:b", "a:b=1,b=2", "a:=1", "a:1x=2", "a:b=1,", "bad name:x=1", "-a"],
+    [":x", "", "a:b,b", "a:b=1,b=2", "a:=1", "a:1x=2", "a:b=1,", "bad name:x=1", "-a"],
 )
 def test_malformed_specs_raise_usage_error(text):
     with pytest.raises(UsageError) as info:
         parse_spec(text)
     assert info.value.exit_code == 2
     assert repr(text.strip()) in str(info.value) or text.strip() == ""
+
+
+def test_path_shorthand_is_a_path_parameter_and_unknown_where_not_declared():
+    assert parse_spec("folder:/data/x y,invert=true").kwargs == {
+        "path": "/data/x y",
+        "invert": True,
+    }
+    assert parse_spec("folder:123").kwargs == {"path": "123"}  # a path stays text
+    with pytest.raises(UsageError, match="no parameter 'path'"):
+        METHODS.build("telea:5")
 
 
 def test_split_specs_keeps_parameters_with_their_name():

@@ -7,6 +7,7 @@ with a stable index per image. Splits are ``train`` and ``test``.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ import numpy as np
 import torch
 
 from benchmark.errors import UsageError
+from benchmark.fingerprint import source_hash
 from benchmark.registry import Registry, Spec, parse_spec
 
 SPLITS = ("train", "test")
@@ -53,6 +55,15 @@ class Dataset(ABC):
         """``(height, width)`` shared by every image."""
         return tuple(self.images([0]).shape[-2:])  # type: ignore[return-value]
 
+    def fingerprint(self) -> str:
+        """Text that changes when any image could change: stored with every record.
+
+        The default hashes the defining source file only; data sets read from files must add
+        what identifies those files (resolved paths, names, sizes, modification times or a
+        content hash), as ``folder`` and ``cifar10`` do.
+        """
+        return f"code {source_hash(self)}"
+
 
 class TensorDataset(Dataset):
     """A data set held in memory as ``uint8 (N, H, W, 3)`` (compact: a quarter of float32)."""
@@ -75,6 +86,15 @@ class TensorDataset(Dataset):
     @property
     def image_size(self) -> tuple[int, int]:
         return int(self.pixels.shape[1]), int(self.pixels.shape[2])
+
+    def fingerprint(self) -> str:
+        """Code hash plus a content hash of every pixel (BLAKE2b, about 1 GB/s)."""
+        if getattr(self, "_content_hash", None) is None:
+            digest = hashlib.blake2b(digest_size=8)
+            digest.update(str(self.pixels.shape).encode())
+            digest.update(np.ascontiguousarray(self.pixels).data)
+            self._content_hash = digest.hexdigest()
+        return f"code {source_hash(self)}; pixels {self._content_hash}"
 
 
 DATASETS: Registry[Dataset] = Registry(

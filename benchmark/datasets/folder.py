@@ -11,6 +11,7 @@ A folder has a single split: ``train`` and ``test`` give the same images.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import torch
 
 from benchmark.datasets.base import DATASETS, SPLITS, Dataset, resolve_size
 from benchmark.errors import DataError, UsageError
+from benchmark.fingerprint import source_hash
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_SIZE = 128
@@ -74,6 +76,15 @@ class FolderDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def fingerprint(self) -> str:
+        """Resolved folder, size, and every file's relative path, byte size and mtime (hashed)."""
+        digest = hashlib.sha256(f"{self.root.resolve()}|{self.size}".encode())
+        for path in self.files:
+            stat = path.stat()
+            digest.update(f"|{path.relative_to(self.root).as_posix()}|{stat.st_size}|".encode())
+            digest.update(str(stat.st_mtime_ns).encode())
+        return f"code {source_hash(self)}; files {len(self.files)} {digest.hexdigest()[:16]}"
 
     @property
     def image_size(self) -> tuple[int, int]:
