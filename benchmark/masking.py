@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from benchmark.errors import UsageError
+from benchmark.errors import BenchmarkError, DataError, UsageError
 from benchmark.fingerprint import parameters_hash, public_state, source_hash
 from benchmark.registry import Registry
 
@@ -24,6 +24,10 @@ TRAINING_STREAM = 1_000_003
 MAX_RATIO_ATTEMPTS = 1000
 
 RatioRange = tuple[float, float]
+
+
+class MaskError(DataError):
+    """A mask generator failed or broke the mask contract (one line naming the generator)."""
 
 
 def parse_ratio_range(text: str) -> RatioRange:
@@ -51,6 +55,9 @@ class MaskGenerator(ABC):
 
     #: Registered name, set by the registry decorator's caller through ``MASKS.build``.
     name: str = ""
+    #: False for families that give every image the same mask (``center``): the contract tests
+    #: then check that masks do *not* change with the seed or the index.
+    varies: bool = True
 
     @abstractmethod
     def draw(self, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -90,16 +97,28 @@ class MaskGenerator(ABC):
                 return drawn
         raise UsageError(
             f"mask {self.name!r} cannot reach hole ratio {low:g}-{high:g} at {height}x{width}: "
-            f"no draw in range for image {index} after {MAX_RATIO_ATTEMPTS} attempts"
+            f"no draw in range for image {index} after {MAX_RATIO_ATTEMPTS} attempts "
+            "(widen --mask-ratio or choose another mask family)"
         )
 
     def _attempt(self, index: int, height: int, width: int, seed: int, attempt: int) -> np.ndarray:
         rng = self.attempt_rng(seed, index, attempt)
-        drawn = np.asarray(self.draw(rng, height, width), dtype=bool)
-        if drawn.shape != (height, width):
-            raise ValueError(
-                f"mask generator {self.name!r} drew shape {drawn.shape}, expected {(height, width)}"
+        try:
+            drawn = self.draw(rng, height, width)
+        except BenchmarkError:
+            raise  # already one clear line (a bad file, an unreachable parameter)
+        except Exception as exc:  # a plug-in's bug must name the plug-in, not dump a traceback
+            raise MaskError(
+                f"mask generator {self.name!r} failed on image {index} at {height}x{width}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        shape, dtype = getattr(drawn, "shape", None), getattr(drawn, "dtype", None)
+        if not isinstance(drawn, np.ndarray) or dtype != np.bool_ or shape != (height, width):
+            raise MaskError(
+                f"mask generator {self.name!r} drew {type(drawn).__name__} of shape {shape} and "
+                f"dtype {dtype}, expected a numpy bool array of shape {(height, width)}"
             )
+        drawn = drawn.copy()  # the fixes below must not write into a generator's cached array
         if not drawn.any():  # degenerate draw: make the centre pixel a hole
             drawn[height // 2, width // 2] = True
         if drawn.all():  # keep one known pixel so the image is not wholly unknown

@@ -13,25 +13,7 @@ import cv2
 import numpy as np
 
 from benchmark.masking import MASKS, MaskGenerator
-
-
-def _integer(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _fraction(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-        raise ValueError(f"{name} must be a fraction of the image side in (0, 1], got {value!r}")
-    return float(value)
-
-
-def _pixels(fraction: float, side: int) -> int:
-    """``fraction`` of ``side`` in whole pixels, at least 1."""
-    return max(1, round(fraction * side))
+from masks.params import fraction, integer, ordered, pixels
 
 
 @MASKS.register("lines")
@@ -51,22 +33,18 @@ class LinesMask(MaskGenerator):
         min_thickness: float = 0.03,
         max_thickness: float = 0.0625,
     ) -> None:
-        self.min_lines = _integer("min_lines", min_lines, 1)
-        self.max_lines = _integer("max_lines", max_lines, 1)
-        if self.min_lines > self.max_lines:
-            raise ValueError(f"min_lines ({min_lines}) must not exceed max_lines ({max_lines})")
-        self.min_thickness = _fraction("min_thickness", min_thickness)
-        self.max_thickness = _fraction("max_thickness", max_thickness)
-        if self.min_thickness > self.max_thickness:
-            raise ValueError(
-                f"min_thickness ({min_thickness}) must not exceed max_thickness ({max_thickness})"
-            )
+        self.min_lines = integer("min_lines", min_lines, 1)
+        self.max_lines = integer("max_lines", max_lines, 1)
+        ordered("min_lines", self.min_lines, "max_lines", self.max_lines)
+        self.min_thickness = fraction("min_thickness", min_thickness)
+        self.max_thickness = fraction("max_thickness", max_thickness)
+        ordered("min_thickness", self.min_thickness, "max_thickness", self.max_thickness)
 
     def draw(self, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
         """A ``bool (height, width)`` mask of lines; ``True`` marks the hole."""
         side = min(height, width)
-        thin = _pixels(self.min_thickness, side)
-        thick = max(thin, _pixels(self.max_thickness, side))
+        thin = pixels(self.min_thickness, side)
+        thick = max(thin, pixels(self.max_thickness, side))
         canvas = np.zeros((height, width), np.uint8)
         for _ in range(rng.integers(self.min_lines, self.max_lines + 1)):
             x1, y1, x2, y2 = rng.integers(0, (width, height, width, height))

@@ -5,12 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchmark.masking import MASKS, MaskGenerator
-
-
-def _fraction(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-        raise ValueError(f"{name} must be a fraction of the image side in (0, 1], got {value!r}")
-    return float(value)
+from masks.params import fraction, ordered
 
 
 @MASKS.register("square")
@@ -24,10 +19,9 @@ class SquareMask(MaskGenerator):
     name = "square"
 
     def __init__(self, min_size: float = 0.125, max_size: float = 0.5) -> None:
-        self.min_size = _fraction("min_size", min_size)
-        self.max_size = _fraction("max_size", max_size)
-        if self.min_size > self.max_size:
-            raise ValueError(f"min_size ({min_size}) must not exceed max_size ({max_size})")
+        self.min_size = fraction("min_size", min_size)
+        self.max_size = fraction("max_size", max_size)
+        ordered("min_size", self.min_size, "max_size", self.max_size)
 
     def draw(self, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
         """A ``bool (height, width)`` mask with one square hole (``True``)."""

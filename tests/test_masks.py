@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from itertools import combinations
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,23 @@ from benchmark.errors import UsageError
 from benchmark.masking import MASKS, build_mask
 
 NAMES = MASKS.names()
-SIZES = [(32, 32), (64, 48), (128, 128)]
+#: (size, images checked): small sizes many images, the field's sizes a few (kept fast).
+SIZES = [((32, 32), 100), ((64, 48), 100), ((256, 256), 12), ((512, 512), 4)]
+FOLDER_FILES = 60
+
+
+@pytest.fixture(scope="module")
+def mask_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 random-blob mask PNGs (white = hole) of 80x80, for the ``folder`` family."""
+    folder = tmp_path_factory.mktemp("contract-masks")
+    rng = np.random.default_rng(0)
+    for number in range(FOLDER_FILES):
+        noise = cv2.GaussianBlur(rng.random((80, 80)), (0, 0), 6)
+        level = np.quantile(noise, 1 - rng.uniform(0.2, 0.6))  # 20-60 % holes
+        cv2.imwrite(
+            str(folder / f"{number:03d}.png"), np.where(noise > level, 255, 0).astype(np.uint8)
+        )
+    return folder
 
 
 @pytest.fixture(params=NAMES)
@@ -21,28 +39,36 @@ def name(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
+@pytest.fixture
+def spec(name: str, mask_folder: Path) -> str:
+    """The spec that builds family ``name`` with its defaults."""
+    return f"folder:{mask_folder}" if name == "folder" else name
+
+
 def test_builtin_families_registered() -> None:
-    assert {"lines", "square"} <= set(NAMES)
+    assert {"lines", "square", "strokes", "box", "center", "folder"} <= set(NAMES)
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_masks_are_bool_with_holes_and_known_pixels(name: str, size: tuple[int, int]) -> None:
-    generator = build_mask(name)
+@pytest.mark.parametrize(("size", "count"), SIZES, ids=[f"{h}x{w}" for (h, w), _ in SIZES])
+def test_masks_are_bool_with_holes_and_known_pixels(
+    spec: str, size: tuple[int, int], count: int
+) -> None:
+    generator = build_mask(spec)
     height, width = size
-    for index in range(200):
+    for index in range(count):
         mask = generator.mask(index, height, width, seed=0)
         assert mask.dtype == np.bool_ and mask.shape == size
         assert mask.any(), f"mask {index} has no hole"
         assert not mask.all(), f"mask {index} has no known pixel"
 
 
-def test_batch_is_a_bool_tensor(name: str) -> None:
-    batch = build_mask(name).batch(range(5), 40, 48, seed=3)
+def test_batch_is_a_bool_tensor(spec: str) -> None:
+    batch = build_mask(spec).batch(range(5), 40, 48, seed=3)
     assert batch.dtype == torch.bool and batch.shape == (5, 1, 40, 48)
 
 
-def test_mask_of_an_image_does_not_depend_on_how_it_is_generated(name: str) -> None:
-    generator = build_mask(name)
+def test_mask_of_an_image_does_not_depend_on_how_it_is_generated(spec: str) -> None:
+    generator = build_mask(spec)
     alone = np.stack([generator.mask(i, 64, 48, seed=7) for i in range(64)])
     one_by_one = torch.cat([generator.batch([i], 64, 48, seed=7) for i in range(64)])
     assert np.array_equal(one_by_one[:, 0].numpy(), alone)
@@ -51,31 +77,55 @@ def test_mask_of_an_image_does_not_depend_on_how_it_is_generated(name: str) -> N
     assert np.array_equal(shuffled, alone[order])
     prefix = generator.batch(range(10), 64, 48, seed=7)[:, 0].numpy()  # a smaller --limit
     assert np.array_equal(prefix, alone[:10])
-    fresh = build_mask(name).batch(range(64), 64, 48, seed=7)[:, 0].numpy()
+    fresh = build_mask(spec).batch(range(64), 64, 48, seed=7)[:, 0].numpy()
     assert np.array_equal(fresh, alone)
+    again = generator.batch(range(64), 64, 48, seed=7)[:, 0].numpy()  # from a warm cache
+    assert np.array_equal(again, alone)
 
 
-def test_seeds_and_indices_change_the_mask(name: str) -> None:
-    generator = build_mask(name)
+def test_mask_in_a_ratio_range_does_not_depend_on_how_it_is_generated(spec: str) -> None:
+    generator = build_mask(spec)
+    ratios = np.array([generator.mask(i, 32, 32).mean() for i in range(40)])
+    low, high = np.quantile(ratios, [0.25, 0.75]) if generator.varies else (0, 1)
+    alone = np.stack([generator.mask(i, 32, 32, ratio=(low, high)) for i in range(20)])
+    assert all(low <= m.mean() <= high for m in alone)
+    order = np.random.default_rng(2).permutation(20)
+    fresh = build_mask(spec).batch(order, 32, 32, ratio=(low, high))[:, 0].numpy()
+    assert np.array_equal(fresh, alone[order])
+
+
+def test_seeds_and_indices_change_the_mask(spec: str) -> None:
+    generator = build_mask(spec)
     first = [generator.mask(i, 32, 32, seed=0) for i in range(50)]
     other_seed = [generator.mask(i, 32, 32, seed=1) for i in range(50)]
     same = sum(np.array_equal(a, b) for a, b in zip(first, other_seed))
-    assert same <= 5, f"{same} of 50 masks unchanged by a different seed"
     distinct = len({mask.tobytes() for mask in first})
+    if not generator.varies:  # a fixed mask (center) must really be fixed
+        assert same == 50 and distinct == 1
+        return
+    assert same <= 5, f"{same} of 50 masks unchanged by a different seed"
     assert distinct >= 45, f"only {distinct} distinct masks among 50 indices"
 
 
 @pytest.mark.parametrize(("name", "other"), list(combinations(NAMES, 2)))
-def test_generator_name_is_part_of_the_stream(name: str, other: str) -> None:
+def test_generator_name_is_part_of_the_stream(name: str, other: str, mask_folder: Path) -> None:
     # two families with the same seed draw from independent streams
-    ours, theirs = build_mask(name), build_mask(other)
+    ours = build_mask(f"folder:{mask_folder}" if name == "folder" else name)
+    theirs = build_mask(f"folder:{mask_folder}" if other == "folder" else other)
     for index in range(5):
         assert ours.rng(0, index).random() != theirs.rng(0, index).random()
 
 
-def test_a_registered_class_carries_its_name(name: str) -> None:
+def test_a_registered_class_carries_its_name(name: str, spec: str) -> None:
     # built without build_mask, the generator must still draw from its own stream
-    assert MASKS.build(name).name == name
+    assert MASKS.build(spec).name == name
+
+
+def test_fingerprint_names_every_resolved_parameter(spec: str) -> None:
+    generator = build_mask(spec)
+    assert generator.fingerprint() == build_mask(spec).fingerprint()
+    parameters = MASKS.parameters(generator.name)
+    assert set(vars(generator)) >= {p for p in parameters if p != "preset"}
 
 
 # -- lines ------------------------------------------------------------------------------------
@@ -127,7 +177,7 @@ def test_lines_thickness_has_a_one_pixel_floor() -> None:
 # -- square -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("size", [(32, 32), (64, 48), (128, 128)], ids=str)
 @pytest.mark.parametrize("spec", ["square", "square:min_size=0.3,max_size=0.4"])
 def test_square_is_one_filled_square_inside_the_image(spec: str, size: tuple[int, int]) -> None:
     generator = build_mask(spec)
