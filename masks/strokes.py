@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 from benchmark.errors import UsageError
-from benchmark.masking import MASKS, MaskGenerator
+from benchmark.masking import MASKS, MaskGenerator, RatioRange
 from masks.params import fraction, integer, ordered, pixels
 
 #: LaMa's three data_gen configurations at 256x256, with pixel values as fractions of 256.
@@ -116,6 +116,17 @@ class StrokesMask(MaskGenerator):
         if self.box_margin >= 0.5:
             raise ValueError(f"box_margin must be below 0.5, got {self.box_margin}")
         self.max_ratio = fraction("max_ratio", value["max_ratio"])
+
+    def mask(
+        self, index: int, height: int, width: int, seed: int = 0, ratio: RatioRange | None = None
+    ) -> np.ndarray:
+        """As :meth:`MaskGenerator.mask`; a range above ``max_ratio`` fails at once."""
+        if ratio is not None and ratio[0] > self.max_ratio:
+            raise UsageError(
+                f"mask {self.name!r} cannot reach hole ratio {ratio[0]:g}-{ratio[1]:g}: it "
+                f"redraws masks above max_ratio={self.max_ratio:g} (set a higher max_ratio)"
+            )
+        return super().mask(index, height, width, seed, ratio)
 
     def draw(self, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
         """A ``bool (height, width)`` mask of strokes or boxes with hole ratio <= max_ratio."""

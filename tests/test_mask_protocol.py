@@ -122,6 +122,13 @@ def test_max_ratio_redraws_large_masks() -> None:
         )
 
 
+def test_a_ratio_range_above_max_ratio_fails_at_once() -> None:
+    with pytest.raises(UsageError, match="'strokes' cannot reach hole ratio 0.6-0.7.*max_ratio"):
+        build_mask("strokes:preset=thin").mask(0, 64, 64, ratio=(0.6, 0.7))
+    wider = build_mask("strokes:preset=thick,max_ratio=0.9")
+    assert 0.6 <= wider.mask(0, 64, 64, ratio=(0.6, 0.7)).mean() <= 0.7
+
+
 def test_unknown_preset_lists_the_valid_ones() -> None:
     with pytest.raises(UsageError, match="unknown preset 'wide'.*thin, medium, thick"):
         build_mask("strokes:preset=wide")
@@ -138,8 +145,8 @@ def test_unknown_preset_lists_the_valid_ones() -> None:
         ("strokes:max_angle=0", "max_angle"),
         ("box:min_boxes=0", "min_boxes"),
         ("box:min_size=0.6,max_size=0.2", "min_size"),
-        ("center:size=1", "size"),
-        ("center:size=0", "size"),
+        ("center:side=1", "side"),
+        ("center:side=0", "side"),
     ],
 )
 def test_bad_parameters_are_usage_errors(spec: str, words: str) -> None:
@@ -171,7 +178,7 @@ def test_center_is_the_centred_box_of_its_side_fraction() -> None:
     expected = np.zeros((128, 128), bool)
     expected[32:96, 32:96] = True  # the 64x64 hole of context encoders
     assert np.array_equal(mask, expected)
-    quarter = build_mask("center:size=0.25").mask(0, 256, 512)
+    quarter = build_mask("center:side=0.25").mask(0, 256, 512)
     rows, cols = np.nonzero(quarter)
     assert (rows.min(), rows.max(), cols.min(), cols.max()) == (96, 159, 192, 319)
 
