@@ -92,6 +92,7 @@ class StrokesMask(MaskGenerator):
             raise UsageError(
                 f"strokes: unknown preset {preset!r}; valid presets: {', '.join(PRESETS)}"
             )
+        # parameters given explicitly (not None) override the preset's values
         given = {k: v for k, v in locals().items() if k in PRESETS[preset] and v is not None}
         value = {**PRESETS[preset], **given}
         self.min_strokes = integer("min_strokes", value["min_strokes"], 1)
