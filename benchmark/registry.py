@@ -405,7 +405,7 @@ class Registry(Generic[T]):
         if inspect.isabstract(factory):
             missing = ", ".join(sorted(getattr(factory, "__abstractmethods__", ())))
             raise UsageError(
-                f"{self.kind} {name!r} ({self.origin(name)}) cannot be built: "
+                f"{self._who(name, spec)} cannot be built: "
                 f"{factory.__name__} is abstract, it does not implement {missing}"
             )
         known = {k: v for k, v in self.parameters(spec.name).items() if k not in extra}
@@ -423,7 +423,7 @@ class Registry(Generic[T]):
         try:
             inspect.signature(factory).bind(**spec.kwargs, **extra)
         except TypeError as exc:
-            raise UsageError(f"bad parameters for {self.kind} {str(spec)!r}: {exc}") from exc
+            raise UsageError(f"bad parameters for {self._who(name, spec)}: {exc}") from exc
         try:
             return factory(**spec.kwargs, **extra)
         except ValueError as exc:
@@ -432,9 +432,13 @@ class Registry(Generic[T]):
             if name not in self._plugin_origins:
                 raise  # in the harness's own code a TypeError is a bug: keep its traceback
             raise UsageError(
-                f"{self.kind} {str(spec)!r} of plug-in {self._plugin_origins[name]} cannot be "
-                f"built: TypeError: {_one_line(exc)}"
+                f"{self._who(name, spec)} cannot be built: TypeError: {_one_line(exc)}"
             ) from exc
+
+    def _who(self, name: str, spec: Spec) -> str:
+        """``method 'x:k=1'``, with ``of plug-in PACKAGE VERSION`` for plug-in entries."""
+        plugin = self._plugin_origins.get(name)
+        return f"{self.kind} {str(spec)!r}" + (f" of plug-in {plugin}" if plugin else "")
 
 
 def _one_line(exc: BaseException, limit: int = 300) -> str:
