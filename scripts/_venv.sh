@@ -3,9 +3,11 @@
 #
 #   ensure_venv DIR EXTRAS     e.g. ensure_venv .venv-test "test,onnx,ray"
 #
-# Environment: PYTHON (interpreter that creates the venv, default python3), TORCH_INDEX_URL
-# (package index for torch, e.g. the PyTorch CPU wheel index from pytorch.org's install
-# selector; default: pip's own configuration), BENCH_VENV (overrides DIR, used by CI).
+# Environment: PYTHON (interpreter that creates the venv, default python3); TORCH (the torch
+# requirement installed when torch is missing, default the version CI and the baseline use);
+# TORCH_INDEX_URL (package index for torch: the PyTorch CPU wheel index from pytorch.org's
+# install selector gives the CPU build on any machine; default: pip's own configuration);
+# BENCH_VENV (overrides DIR, used by CI).
 # A stamp file records what was installed (pyproject.toml's hash and the extras): a second run
 # with the same stamp installs nothing.
 
@@ -51,12 +53,13 @@ print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' pyproject.tom
     if ! has_torch "$VENV_PYTHON"; then
         local index=()
         if [ -n "${TORCH_INDEX_URL:-}" ]; then index=(--index-url "$TORCH_INDEX_URL"); fi
-        echo "setup: installing torch${TORCH_INDEX_URL:+ from $TORCH_INDEX_URL}" >&2
-        "$VENV_PYTHON" -m pip install --quiet ${index[@]+"${index[@]}"} torch
+        local torch="${TORCH:-torch==2.13.0}"
+        echo "setup: installing $torch${TORCH_INDEX_URL:+ from $TORCH_INDEX_URL}" >&2
+        "$VENV_PYTHON" -m pip install --quiet ${index[@]+"${index[@]}"} "$torch"
     fi
     local target="."
     if [ -n "$extras" ]; then target=".[$extras]"; fi
-    echo "setup: installing inpaint-bench$target into $venv" >&2
+    echo "setup: installing this clone's inpaint-bench${extras:+[$extras]} into $venv" >&2
     # An extra that this version does not declare only makes pip warn; it is not an error.
     "$VENV_PYTHON" -m pip install --quiet -e "$target"
     rm -f "$stamp"
