@@ -30,7 +30,10 @@ def gradients(
     data_dir: str | Path | None = None,
     count: int = 64,
 ) -> TensorDataset:
-    """``count`` gradient images of side ``size`` (default 32); ``data_dir`` is unused."""
+    """Synthetic colour gradients with a few flat discs, generated offline (side 32 by default).
+
+    ``count`` images per split; ``data_dir`` is unused.
+    """
     side = 32 if size is None else size
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise ValueError(f"count must be an integer >= 1, got {count!r}")

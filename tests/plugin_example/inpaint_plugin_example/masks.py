@@ -8,7 +8,10 @@ from benchmark.masking import MaskGenerator
 
 
 class Stripes(MaskGenerator):
-    """``stripes`` horizontal stripes, each ``thickness`` of the image height (at least 1 px)."""
+    """Horizontal stripes at random rows, each a fraction of the image height (at least 1 px).
+
+    ``stripes`` is their number, ``thickness`` their height as a fraction of the image height.
+    """
 
     def __init__(self, stripes: int = 3, thickness: float = 0.05) -> None:
         if isinstance(stripes, bool) or not isinstance(stripes, int) or stripes < 1:
