@@ -147,7 +147,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     """Run the contract checks on each named entry; one line per check."""
     from benchmark.testing import check
 
-    results = check(args.names, size=args.size, data_dir=args.data_dir)
+    results = check(args.names, size=args.size, data_dir=args.data_dir, kind=args.kind)
     for result in results:
         print(result.line())
     failed = sum(not r.passed for r in results)
@@ -273,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_check.add_argument(
         "--data-dir", default=None, help="where data set files live (e.g. for cifar10)"
+    )
+    p_check.add_argument(
+        "--kind",
+        choices=["method", "mask", "dataset"],
+        default=None,
+        help="check only entries of this kind (for a name that is, e.g., a mask and a data set)",
     )
     p_check.set_defaults(func=cmd_check)
 

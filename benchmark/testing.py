@@ -375,31 +375,41 @@ def registries() -> dict[str, Registry]:
     return {"method": METHODS, "mask": MASKS, "dataset": DATASETS}
 
 
-def kinds_of(text: str) -> list[str]:
-    """The kinds whose registry holds the name of spec ``text`` exactly (no wildcards).
+def kinds_of(text: str, only: str | None = None) -> list[str]:
+    """The kinds (or just ``only``) whose registry holds the name of spec ``text`` exactly.
 
-    Raises :class:`UnknownNameError` (exit 2) when none does.
+    No wildcards. Raises :class:`UnknownNameError` (exit 2) when none does.
     """
     name = text.partition(":")[0]
     if not name:
         parse_spec(text)  # raises the usual malformed-name error
-    kinds = [kind for kind, registry in registries().items() if name in registry]
+    selected = {k: r for k, r in registries().items() if only is None or k == only}
+    kinds = [kind for kind, registry in selected.items() if name in registry]
     if not kinds:
-        valid = sorted({n for r in registries().values() for n in r.names()})
+        valid = sorted({n for r in selected.values() for n in r.names()})
         close = difflib.get_close_matches(name, valid, n=3, cutoff=0.6)
         hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
         raise UnknownNameError(
-            f"unknown name {name!r}{hint}: not a registered method, mask or dataset; "
+            f"unknown name {name!r}{hint}: not a registered {only or 'method, mask or dataset'}; "
             f"registered: {', '.join(valid)}"
         )
     return kinds
 
 
 def check(
-    names: Sequence[str], size: int | None = None, data_dir: str | Path | None = None
+    names: Sequence[str],
+    size: int | None = None,
+    data_dir: str | Path | None = None,
+    kind: str | None = None,
 ) -> list[CheckResult]:
-    """Every contract check of every entry named in ``names`` (methods also with named masks)."""
-    selected = [(text, kinds_of(text)) for text in names]  # unknown names fail before any check
+    """Every contract check of every entry named in ``names`` (methods also with named masks).
+
+    A name registered as several kinds (a ``folder`` mask family and data set) is checked as
+    each, unless ``kind`` (``"method"``, ``"mask"`` or ``"dataset"``) selects one.
+    """
+    if kind is not None and kind not in KINDS:
+        raise UsageError(f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}")
+    selected = [(text, kinds_of(text, kind)) for text in names]  # unknown names fail first
     extra_masks = [text for text, kinds in selected if "mask" in kinds]
     masks = list(dict.fromkeys([*METHOD_CHECK_MASKS, *extra_masks]))
     results: list[CheckResult] = []
@@ -415,10 +425,13 @@ def check(
 
 
 def assert_contract(
-    name: str, size: int | None = None, data_dir: str | Path | None = None
+    name: str,
+    size: int | None = None,
+    data_dir: str | Path | None = None,
+    kind: str | None = None,
 ) -> list[CheckResult]:
     """Run :func:`check` on ``name``; raise ``AssertionError`` listing every failed check."""
-    results = check([name], size=size, data_dir=data_dir)
+    results = check([name], size=size, data_dir=data_dir, kind=kind)
     failed = [r.line() for r in results if not r.passed]
     if failed:
         raise AssertionError("contract checks failed:\n" + "\n".join(failed))

@@ -216,6 +216,14 @@ def test_check_selects_by_exact_name_and_adds_named_masks_to_method_checks(temp_
         check(["squar"])
     with pytest.raises(UnknownNameError):
         check(["sq*"])  # no wildcards: exact names only
+    with pytest.raises(UnknownNameError, match="not a registered method"):
+        check(["square"], kind="method")
+
+
+def test_a_name_of_two_kinds_is_checked_as_each_unless_one_is_chosen(temp_method):
+    name = temp_method("square", MeanFill)  # a method named like the built-in mask family
+    assert {r.kind for r in check([name])} == {"method", "mask"}
+    assert {r.kind for r in check([name], kind="mask")} == {"mask"}
 
 
 def test_assert_contract_lists_every_failed_check(temp_method):
