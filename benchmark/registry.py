@@ -417,8 +417,15 @@ class Registry(Generic[T]):
                 )
             if key not in known:
                 choices = ", ".join(f"{k}={v!r}" for k, v in known.items()) or "none"
+                # name:VALUE is short for name:path=VALUE; say so to whoever forgot "=value"
+                shorthand = (
+                    f" (in {str(spec)!r}, name:VALUE means name:path=VALUE; write key=value)"
+                    if key == "path"
+                    else ""
+                )
                 raise UsageError(
-                    f"{self.kind} {spec.name!r} has no parameter {key!r}; parameters: {choices}"
+                    f"{self.kind} {spec.name!r} has no parameter {key!r}{shorthand}; "
+                    f"parameters: {choices}"
                 )
         try:
             inspect.signature(factory).bind(**spec.kwargs, **extra)

@@ -217,6 +217,7 @@ def test_library_use_loads_builtins_beside_a_users_methods_module(tmp_path):
 
 
 # -- run ------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_run_prints_two_ranked_tables_and_writes_results(run_cli, tmp_path):
     out = tmp_path / "out"
     code, stdout, stderr = run_cli(
@@ -242,6 +243,7 @@ def test_run_prints_two_ranked_tables_and_writes_results(run_cli, tmp_path):
     assert all(e["n"] == 40 for t in board["tables"] for e in t["entries"])
 
 
+@pytest.mark.slow
 def test_run_methods_all(run_cli, tmp_path):
     code, stdout, stderr = run_cli(
         "run", "--methods", "all", "--masks", "square", "--limit", "6", "--out", "o", "--quiet"
@@ -298,7 +300,9 @@ def test_bad_parameter_value(main_in_process, tmp_path, monkeypatch):
 def test_malformed_spec(run_cli):
     code, _, stderr = run_cli(*BASE, "--methods", "telea:radius", "--masks", "lines")
     line = assert_one_line_error(code, stderr, 2)
-    assert "malformed" in line and "telea:radius" in line
+    # telea:radius reads as telea:path=radius (the name:PATH shorthand): the error says so
+    assert "no parameter 'path'" in line and "name:path=VALUE" in line and "key=value" in line
+    assert "radius=3" in line
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
