@@ -1,4 +1,4 @@
-"""Command-line interface: ``python -m benchmark {list,run,train,compare,gate,report} ...``.
+"""Command-line interface: ``python -m benchmark {list,run,check,train,compare,gate,report}``.
 
 User errors (unknown names, bad parameters, corrupt files) print one line on stderr and exit
 with the error's code (2 for usage errors, 1 for data errors); they never show a traceback.
@@ -9,11 +9,25 @@ from __future__ import annotations
 import argparse
 import inspect
 import os
+import re
 import sys
+import warnings
 from collections.abc import Sequence
 
 from benchmark.errors import BenchmarkError, UsageError
-from benchmark.registry import Registry, split_specs
+from benchmark.registry import BUILTIN, PluginWarning, Registry, split_specs
+
+MAIN_EXAMPLES = """\
+examples:
+  python -m benchmark list                          what can be benchmarked, and where it comes from
+  python -m benchmark run --methods unet,telea --masks lines,square
+  python -m benchmark run --methods all --masks lines,square --limit 500
+  python -m benchmark check my-method my-mask       contract checks of (plug-in) entries
+  python -m benchmark report results/runs/<run-id>  an HTML report of a finished run
+  python -m benchmark gate                          the CI configuration and regression gate
+
+'python -m benchmark COMMAND --help' shows each command's options and examples.
+"""
 
 RUN_EXAMPLES = """\
 examples:
@@ -31,6 +45,20 @@ examples:
   python -m benchmark list
   python -m benchmark list methods
   python -m benchmark list masks
+
+Each entry shows its parameters with their defaults (set them as name:key=value) and where it
+comes from: [built-in], or the plug-in package and version that declares it.
+"""
+
+CHECK_EXAMPLES = """\
+examples:
+  python -m benchmark check telea
+  python -m benchmark check my-method my-mask my-dataset
+  python -m benchmark check my-method:strength=2 my-dataset --size 64
+
+Names are exact registered names (with optional :key=value parameters). Methods are checked with
+the lines and square masks and with every mask named in the same command. One line per check;
+exit 0 when all pass, 1 when any fails, 2 for an unknown name.
 """
 
 
@@ -50,31 +78,81 @@ def _registries() -> dict[str, Registry]:
     return {"methods": METHODS, "masks": MASKS, "datasets": DATASETS, "metrics": METRICS}
 
 
-def _summary(factory: object) -> str:
-    doc = inspect.getdoc(factory) or ""
-    return doc.strip().splitlines()[0] if doc.strip() else ""
+def plain(text: str) -> str:
+    """Docstring markup as plain text: roles and backticks dropped, whitespace on one line.
+
+    >>> plain("Uses :class:`~benchmark.method.Method` and ``min_lines``..``max_lines``.")
+    'Uses Method and min_lines..max_lines.'
+    """
+    text = re.sub(r":[\w:.-]+:`~[\w.]*?\.?(\w+)`", r"\1", text)  # :class:`~a.b.C` -> C
+    text = re.sub(r":[\w:.-]+:`([^`]*)`", r"\1", text)  # :func:`a.b` -> a.b
+    return " ".join(text.replace("`", "").split())
+
+
+def summary(obj: object) -> str:
+    """The first paragraph of ``obj``'s docstring as one plain line."""
+    doc = inspect.getdoc(obj) or ""
+    return plain(doc.strip().split("\n\n")[0])
+
+
+_DIRECTION = {True: "↑", False: "↓", None: " "}
+
+
+def _metric_line(name: str, registry: Registry) -> str:
+    from benchmark import metrics
+
+    metric = registry.get(name)()
+    compute = metric.compute
+    if getattr(compute, "__name__", "") == "<lambda>":  # the definition is the named function
+        compute = getattr(metrics, name, compute)
+    arrow = _DIRECTION.get(metric.higher_is_better, " ")
+    line = f"  {name} {arrow} [{registry.origin(name)}]: {metric.label}"
+    definition = summary(compute)
+    return f"{line}. {definition}" if definition else line
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """Print registered names with their parameters and a one-line description."""
+    """Print registered names with parameters, origin and a one-line description."""
     registries = _registries()
     kinds = [args.kind] if args.kind else list(registries)
     hidden = {"split", "size", "data_dir"}  # given by run's own options, not name:key=value
     for kind in kinds:
         registry = registries[kind]
+        if kind == "metrics":
+            print("metrics (↑ higher is better, ↓ lower is better, blank: descriptive):")
+            for name in registry.names():
+                print(_metric_line(name, registry))
+            continue
         print(f"{kind}:")
         for name in registry.names():
+            factory = registry.get(name)
             params = ", ".join(
                 f"{k}={v!r}" for k, v in registry.parameters(name).items() if k not in hidden
             )
-            description = _summary(registry.get(name))
             line = f"  {name}"
             if params:
                 line += f" ({params})"
-            if description and kind != "metrics":
+            line += f" [{registry.origin(name)}]"
+            description = summary(factory)
+            if description:
                 line += f": {description}"
             print(line)
+            slow_note = plain(str(getattr(factory, "slow_note", "") or ""))
+            if slow_note:
+                print(f"      slow: {slow_note}")
     return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """Run the contract checks on each named entry; one line per check."""
+    from benchmark.testing import check
+
+    results = check(args.names, size=args.size, data_dir=args.data_dir, kind=args.kind)
+    for result in results:
+        print(result.line())
+    failed = sum(not r.passed for r in results)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
 
 
 def _expand_methods(text: str) -> list[str]:
@@ -82,10 +160,28 @@ def _expand_methods(text: str) -> list[str]:
 
     specs = split_specs(text)
     if specs == ["all"]:
-        return METHODS.names()
+        return [name for name in METHODS.names() if _buildable(METHODS, name)]
     if "all" in specs:
         raise UsageError("--methods all cannot be combined with other names")
     return specs
+
+
+def _buildable(registry: Registry, name: str) -> bool:
+    """Built-ins always count; a plug-in that cannot be built (abstract, or its constructor
+    fails) is skipped with a one-line warning and recorded in ``failed_plugins``.
+
+    Building a plug-in here and again in the run costs its construction twice; it is the only
+    way to learn that ``--methods all`` would otherwise stop on it.
+    """
+    if registry.origin(name) == BUILTIN:
+        return True
+    try:
+        registry.build(name)
+    except BenchmarkError as exc:
+        registry.failed_plugins[name] = str(exc)
+        warnings.warn(f"skipped: {exc}", PluginWarning, stacklevel=2)
+        return False
+    return True
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -141,6 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m benchmark",
         description="inpaint-bench: benchmark image-inpainting methods on deterministic masks.",
+        epilog=MAIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -150,8 +248,39 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=LIST_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p_list.add_argument("kind", nargs="?", choices=["methods", "masks", "datasets", "metrics"])
+    p_list.add_argument(
+        "kind",
+        nargs="?",
+        choices=["methods", "masks", "datasets", "metrics"],
+        help="list only this kind (default: all four)",
+    )
     p_list.set_defaults(func=cmd_list)
+
+    p_check = sub.add_parser(
+        "check",
+        help="run the contract checks on methods, masks or data sets (plug-ins included)",
+        description="Run the contract checks the built-ins pass on each named method, mask "
+        "family or data set: shapes, types, value ranges, determinism, independence of batch "
+        "composition, odd sizes and extreme masks, stable data-set indices and splits.",
+        epilog=CHECK_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p_check.add_argument(
+        "names", nargs="+", metavar="NAME", help="exact registered name, or name:key=value,..."
+    )
+    p_check.add_argument(
+        "--size", type=int, default=None, help="image side for data sets (default: their own)"
+    )
+    p_check.add_argument(
+        "--data-dir", default=None, help="where data set files live (e.g. for cifar10)"
+    )
+    p_check.add_argument(
+        "--kind",
+        choices=["method", "mask", "dataset"],
+        default=None,
+        help="check only entries of this kind (for a name that is, e.g., a mask and a data set)",
+    )
+    p_check.set_defaults(func=cmd_check)
 
     p_run = sub.add_parser(
         "run",
@@ -173,20 +302,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="data set: skimage-patches (offline default), cifar10, folder:PATH",
     )
     p_run.add_argument("--data-dir", default=None, help="where data set files live (cifar10)")
-    p_run.add_argument("--split", default="test", choices=["train", "test"])
+    p_run.add_argument(
+        "--split",
+        default="test",
+        choices=["train", "test"],
+        help="which split of the data set to evaluate (default: test)",
+    )
     p_run.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
     p_run.add_argument("--seed", type=int, default=0, help="mask seed (default 0)")
     p_run.add_argument(
         "--size", type=int, default=None, help="image side in pixels (default: the data set's own)"
     )
-    p_run.add_argument("--batch-size", type=int, default=256)
+    p_run.add_argument(
+        "--batch-size",
+        type=int,
+        default=256,
+        help="images per method call (default 256); results do not depend on it",
+    )
     p_run.add_argument(
         "--workers",
         type=int,
         default=None,
         help="threads for CPU-only methods (default: all cores)",
     )
-    p_run.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    p_run.add_argument(
+        "--device",
+        default="auto",
+        choices=DEVICE_CHOICES,
+        help="where torch methods and metrics run (default auto: CUDA when present)",
+    )
     p_run.add_argument(
         "--out",
         default=None,
@@ -233,10 +377,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_python_formatwarning = warnings.formatwarning
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    """Plug-in warnings as ``warning: ...`` on one line; others keep Python's format."""
+    if issubclass(category, PluginWarning):
+        return f"warning: {' '.join(str(message).split())}\n"
+    return _python_formatwarning(message, category, filename, lineno, line)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse ``argv``, run the subcommand, turn user errors into one line."""
     # OpenCV logs decoder warnings on stderr; corrupt files are reported by our own one line.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+    warnings.formatwarning = _one_line_warning
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)

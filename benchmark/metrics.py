@@ -1,4 +1,4 @@
-"""Per-image quality metrics, defined once for the whole project (see DESIGN.md).
+"""Per-image quality metrics, defined once for the whole project (see docs/design.md).
 
 All functions take ``(N, 3, H, W)`` float tensors in ``[0, 1]`` and return one value per image,
 shape ``(N,)``. Hole metrics also take the ``(N, 1, H, W)`` bool mask (``True`` = hole).
@@ -28,7 +28,7 @@ from benchmark.registry import Registry
 
 #: MSE floor: caps PSNR at 100 dB so identical images give a finite number.
 MSE_FLOOR = 1e-10
-#: SSIM window (DESIGN.md): 11x11 Gaussian, sigma 1.5 (kornia's fixed sigma), valid positions.
+#: SSIM window (docs/design.md): 11x11 Gaussian, sigma 1.5 (kornia's fixed sigma), valid positions.
 SSIM_WINDOW = 11
 
 

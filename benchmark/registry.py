@@ -23,12 +23,16 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import importlib.util
 import inspect
 import re
+import sys
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 from benchmark.errors import UnknownNameError, UsageError
@@ -36,6 +40,78 @@ from benchmark.errors import UnknownNameError, UsageError
 T = TypeVar("T")
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+#: The folder holding the ``benchmark`` package and its built-in ``methods`` and ``masks``.
+HARNESS_ROOT = Path(__file__).resolve().parent.parent
+#: Shown by ``list`` as the origin of entries that ship with the harness.
+BUILTIN = "built-in"
+
+
+class PluginWarning(UserWarning):
+    """A plug-in could not be used as declared (broken, or its name is taken)."""
+
+
+def warn(message: str) -> None:
+    """Warn about a plug-in; the CLI prints these as one ``warning: ...`` line each."""
+    warnings.warn(message, PluginWarning, stacklevel=3)
+
+
+def import_builtin(module: str) -> ModuleType:
+    """Import ``module`` from beside the harness, whatever the working directory holds.
+
+    ``python -m`` and scripts put their own folder first on ``sys.path``, so a user's
+    ``methods.py`` there would otherwise be imported instead of the built-in ``methods``
+    package. The top-level package is loaded from :data:`HARNESS_ROOT` by location; a module
+    of the same name already imported from elsewhere is a clear error, not a silent swap.
+    Modules with no package folder beside the harness are imported the usual way.
+    """
+    top = module.partition(".")[0]
+    folder = HARNESS_ROOT / top
+    init = folder / "__init__.py"
+    if init.is_file():
+        loaded = sys.modules.get(top)
+        if loaded is None:
+            spec = importlib.util.spec_from_file_location(
+                top, init, submodule_search_locations=[str(folder)]
+            )
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load the built-in package {top!r} from {init}")
+            loaded = importlib.util.module_from_spec(spec)
+            sys.modules[top] = loaded
+            try:
+                spec.loader.exec_module(loaded)
+            except BaseException:
+                sys.modules.pop(top, None)
+                raise
+        elif not _defined_in(loaded, folder):
+            where = getattr(loaded, "__file__", None) or "a namespace package"
+            raise UsageError(
+                f"the module {top!r} imported from {where} shadows the harness's built-in "
+                f"{top!r} package in {folder}: rename that module or run from another folder"
+            )
+    return importlib.import_module(module)
+
+
+def _defined_in(module: ModuleType, folder: Path) -> bool:
+    file = getattr(module, "__file__", None)
+    return file is not None and Path(file).resolve().parent == folder.resolve()
+
+
+def _distribution(ep: Any) -> str:
+    """``"package version"`` of the distribution declaring entry point ``ep``."""
+    dist = getattr(ep, "dist", None)
+    if dist is not None:
+        try:
+            return f"{dist.name} {dist.version}"
+        except Exception:  # unreadable metadata: fall through to the entry point itself
+            pass
+    return f"entry point {ep.value}"
+
+
+def _plugin(ep: Any) -> str:
+    """``plug-in PACKAGE VERSION (module:attr)`` for messages."""
+    origin = _distribution(ep)
+    return f"plug-in {origin}" if origin.endswith(ep.value) else f"plug-in {origin} ({ep.value})"
 
 
 @dataclass(frozen=True)
@@ -150,9 +226,11 @@ class Registry(Generic[T]):
         self.kind = kind
         self.group = group
         self._builtin_modules = tuple(builtin_modules)
+        self._builtin_packages = {"benchmark"} | {m.partition(".")[0] for m in builtin_modules}
         self._entries: dict[str, Callable[..., T]] = {}
         self._aliases: dict[str, str] = {}
         self._plugins: dict[str, Any] = {}  # name -> importlib.metadata.EntryPoint, not yet loaded
+        self._plugin_origins: dict[str, str] = {}  # name -> "package version" of a plug-in
         #: Plug-ins that failed to load while listing: name -> one-line reason (for run.json).
         self.failed_plugins: dict[str, str] = {}
         self._discovered = False
@@ -188,6 +266,7 @@ class Registry(Generic[T]):
     def remove(self, name: str) -> None:
         """Forget ``name`` and its aliases (used by tests that register temporary entries)."""
         self._entries.pop(name, None)
+        self._plugin_origins.pop(name, None)
         self._aliases = {a: n for a, n in self._aliases.items() if n != name}
 
     # -- discovery ----------------------------------------------------------------------------
@@ -195,12 +274,29 @@ class Registry(Generic[T]):
         if self._discovered:
             return
         self._discovered = True
-        for module in self._builtin_modules:
-            importlib.import_module(module)
-        if self.group:
-            for ep in entry_points(group=self.group):
-                if ep.name not in self._entries and ep.name not in self._aliases:
-                    self._plugins[ep.name] = ep
+        try:
+            for module in self._builtin_modules:
+                import_builtin(module)
+        except BaseException:
+            self._discovered = False  # every later lookup repeats the real error
+            raise
+        if not self.group:
+            return
+        for ep in entry_points(group=self.group):
+            taken = self._aliases.get(ep.name, ep.name)
+            if taken in self._entries:
+                warn(
+                    f"{self.kind} {ep.name!r} of {_plugin(ep)} is ignored: the name belongs to "
+                    f"{self._describe_origin(taken)}"
+                )
+            elif ep.name in self._plugins:
+                first = self._plugins[ep.name]
+                warn(
+                    f"{self.kind} {ep.name!r} is declared twice: by {_plugin(first)} and by "
+                    f"{_plugin(ep)}; using the first"
+                )
+            else:
+                self._plugins[ep.name] = ep
 
     def _load_plugin(self, name: str) -> None:
         ep = self._plugins[name]
@@ -208,10 +304,33 @@ class Registry(Generic[T]):
             factory = ep.load()
         except Exception as exc:  # a broken plug-in must not hide which one it is
             raise UsageError(
-                f"{self.kind} {name!r} from entry point {ep.value!r} failed to load: {exc}"
+                f"{self.kind} {name!r} of {_plugin(ep)} failed to load: "
+                f"{type(exc).__name__}: {_one_line(exc)}"
             ) from exc
         del self._plugins[name]  # kept while broken, so every lookup repeats the real error
         self._entries[name] = factory
+        self._plugin_origins[name] = _distribution(ep)
+
+    def origin(self, name: str) -> str:
+        """Where entry ``name`` comes from: ``"built-in"``, a plug-in's ``"package version"``,
+        or ``"module NAME"`` for entries registered by code outside the harness."""
+        name = self.canonical(name)
+        if name in self._plugin_origins:
+            return self._plugin_origins[name]
+        module = getattr(self._entries[name], "__module__", None) or "?"
+        if module.partition(".")[0] in self._builtin_packages:
+            return BUILTIN
+        return f"module {module}"
+
+    def plugins(self) -> dict[str, str]:
+        """Loaded plug-in entries: name -> ``"package version"`` (for run.json)."""
+        return dict(sorted(self._plugin_origins.items()))
+
+    def _describe_origin(self, name: str) -> str:
+        factory = self._entries[name]
+        where = f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', '?')}"
+        origin = self.origin(name)
+        return f"the {origin} {self.kind} ({where})" if origin == BUILTIN else f"{origin} ({where})"
 
     # -- lookup -------------------------------------------------------------------------------
     def names(self, pattern: str = "*") -> list[str]:
@@ -221,8 +340,9 @@ class Registry(Generic[T]):
             try:
                 self._load_plugin(name)
             except UsageError as exc:
+                if name not in self.failed_plugins:  # one warning per broken plug-in
+                    warn(f"skipped: {exc}")
                 self.failed_plugins[name] = str(exc)
-                warnings.warn(str(exc), stacklevel=2)
         return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
 
     def __contains__(self, name: object) -> bool:
@@ -281,6 +401,13 @@ class Registry(Generic[T]):
         if isinstance(spec, str):
             spec = parse_spec(spec)
         factory = self.get(spec.name)
+        name = self.canonical(spec.name)
+        if inspect.isabstract(factory):
+            missing = ", ".join(sorted(getattr(factory, "__abstractmethods__", ())))
+            raise UsageError(
+                f"{self._who(name, spec)} cannot be built: "
+                f"{factory.__name__} is abstract, it does not implement {missing}"
+            )
         known = {k: v for k, v in self.parameters(spec.name).items() if k not in extra}
         for key in spec.kwargs:
             if key in extra:
@@ -290,14 +417,38 @@ class Registry(Generic[T]):
                 )
             if key not in known:
                 choices = ", ".join(f"{k}={v!r}" for k, v in known.items()) or "none"
+                # name:VALUE is short for name:path=VALUE; say so to whoever forgot "=value"
+                shorthand = (
+                    f" (in {str(spec)!r}, name:VALUE means name:path=VALUE; write key=value)"
+                    if key == "path"
+                    else ""
+                )
                 raise UsageError(
-                    f"{self.kind} {spec.name!r} has no parameter {key!r}; parameters: {choices}"
+                    f"{self.kind} {spec.name!r} has no parameter {key!r}{shorthand}; "
+                    f"parameters: {choices}"
                 )
         try:
             inspect.signature(factory).bind(**spec.kwargs, **extra)
         except TypeError as exc:
-            raise UsageError(f"bad parameters for {self.kind} {str(spec)!r}: {exc}") from exc
+            raise UsageError(f"bad parameters for {self._who(name, spec)}: {exc}") from exc
         try:
             return factory(**spec.kwargs, **extra)
         except ValueError as exc:
             raise UsageError(f"bad parameters for {self.kind} {str(spec)!r}: {exc}") from exc
+        except TypeError as exc:
+            if name not in self._plugin_origins:
+                raise  # in the harness's own code a TypeError is a bug: keep its traceback
+            raise UsageError(
+                f"{self._who(name, spec)} cannot be built: TypeError: {_one_line(exc)}"
+            ) from exc
+
+    def _who(self, name: str, spec: Spec) -> str:
+        """``method 'x:k=1'``, with ``of plug-in PACKAGE VERSION`` for plug-in entries."""
+        plugin = self._plugin_origins.get(name)
+        return f"{self.kind} {str(spec)!r}" + (f" of plug-in {plugin}" if plugin else "")
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line, cut to ``limit`` characters."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -11,8 +11,12 @@ import pytest
 import torch
 
 from benchmark.datasets import DATASETS
+from benchmark.masking import MASKS
 from benchmark.method import METHODS
 from benchmark.registry import Registry
+
+#: The outside plug-in package used by the plug-in tests: imported only through entry points.
+collect_ignore = ["plugin_example"]
 
 
 @pytest.fixture
@@ -42,6 +46,38 @@ def temp_dataset() -> Iterator[Callable[..., str]]:
     name registered through it is removed afterwards.
     """
     yield from _temporary_entries(DATASETS)
+
+
+@pytest.fixture
+def temp_mask() -> Iterator[Callable[..., str]]:
+    """Register test-only mask families in ``MASKS``: ``temp_mask(name, cls)``; removed after."""
+    yield from _temporary_entries(MASKS)
+
+
+def write_distribution(
+    root: Path, name: str, version: str, entry_points: dict[str, dict[str, str]]
+) -> Path:
+    """An installed-package record ``NAME-VERSION.dist-info`` under ``root``, as pip writes it.
+
+    ``entry_points`` maps group -> {entry name: "module:attr"}. With ``root`` on ``sys.path``,
+    :mod:`importlib.metadata` finds the package and its entry points exactly as if it had been
+    pip-installed (the package's modules must be importable from ``sys.path`` too).
+    """
+    info = root / f"{name.replace('-', '_')}-{version}.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    lines = []
+    for group, entries in entry_points.items():
+        lines.append(f"[{group}]")
+        lines += [f"{entry} = {target}" for entry, target in entries.items()]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    return info
+
+
+@pytest.fixture
+def fake_distribution() -> Callable[..., Path]:
+    """:func:`write_distribution`, for tests (helpers in conftest are not importable)."""
+    return write_distribution
 
 
 def _temporary_entries(registry: Registry) -> Iterator[Callable[..., str]]:

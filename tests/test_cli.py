@@ -6,6 +6,8 @@ import json
 import os
 import pickle
 import re
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -25,7 +27,7 @@ def listed_names(stdout: str, section: str) -> list[str]:
     names, current = [], None
     for line in stdout.splitlines():
         if line and not line.startswith(" "):
-            current = line.rstrip(":")
+            current = line.split()[0].rstrip(":")  # "metrics (↑ higher is better...):"
         elif current == section and line.startswith("  "):
             names.append(re.split(r"[ :(]", line.strip(), maxsplit=1)[0])
     return names
@@ -89,7 +91,133 @@ def test_list_methods_shows_only_methods(run_cli):
     assert "masks:" not in stdout and "datasets:" not in stdout
 
 
+def test_list_is_plain_text_with_origins_and_metric_directions(main_in_process):
+    code, stdout, stderr = main_in_process("list")
+    assert code == 0, stderr
+    assert "`" not in stdout and ":class:" not in stdout  # no raw reStructuredText
+    lines = {line.split()[0]: line for line in stdout.splitlines() if line.startswith("  ")}
+    for name in ("telea", "unet", "lines", "square", "skimage-patches", "psnr"):
+        assert "[built-in]" in lines[name], lines[name]
+    assert "min_lines..max_lines straight lines" in lines["lines"]
+    for name, arrow in (("psnr", "↑"), ("ssim", "↑"), ("hole_psnr", "↑"), ("hole_l1", "↓")):
+        assert lines[name].startswith(f"  {name} {arrow} "), lines[name]
+    assert "10 log10" in lines["psnr"] and "11x11" in lines["ssim"]  # the definitions
+    assert "↑" not in lines["mask_ratio"] and "↓" not in lines["mask_ratio"]
+
+
+def test_list_shows_where_a_method_comes_from_and_its_slow_note(main_in_process, temp_method):
+    from methods.floors import MeanFill
+
+    class Slow(MeanFill):
+        """A test method that is `slow` at large sizes.
+
+        Not part of the description.
+        """
+
+        slow_note = "about 2 images/s at 256x256; use ``telea`` for large images"
+
+    name = temp_method("test-cli-slow", Slow)
+    code, stdout, stderr = main_in_process("list", "methods")
+    assert code == 0, stderr
+    lines = stdout.splitlines()
+    row = next(i for i, line in enumerate(lines) if line.startswith(f"  {name} "))
+    assert lines[row].endswith(f"[module {__name__}]: A test method that is slow at large sizes.")
+    assert lines[row + 1] == "      slow: about 2 images/s at 256x256; use telea for large images"
+    assert not any(line.startswith("      slow:") for line in lines[:row])  # built-ins keep up
+
+
+def _subparser(name: str):
+    from benchmark.cli import build_parser
+
+    parser = build_parser()
+    actions = [a for a in parser._actions if a.dest == "command"]
+    return parser, actions[0].choices[name]
+
+
+@pytest.mark.parametrize("command", ["run", "list", "check"])
+def test_every_option_has_help_text(command):
+    _, sub = _subparser(command)
+    for action in sub._actions:
+        assert action.help, f"{command} {action.option_strings or action.dest} has no help"
+
+
+def test_top_level_help_has_examples_of_each_main_command(main_in_process):
+    with pytest.raises(SystemExit) as info:
+        main_in_process("--help")
+    assert info.value.code == 0
+    from benchmark.cli import build_parser
+
+    text = build_parser().format_help()
+    assert "examples:" in text
+    for command in ("list", "run", "check", "report", "gate"):
+        assert f"python -m benchmark {command}" in text, command
+
+
+# -- check ----------------------------------------------------------------------------------------
+def test_check_passes_builtins_one_line_per_check(main_in_process):
+    code, stdout, stderr = main_in_process("check", "mean", "square")
+    assert code == 0, stderr
+    lines = stdout.strip().splitlines()
+    assert lines[-1].endswith(" passed, 0 failed")
+    assert all(
+        line.startswith(("PASS  method mean: ", "PASS  mask square: ")) for line in lines[:-1]
+    )
+    assert len(lines) > 10
+
+
+def test_check_fails_with_exit_1_naming_the_check(main_in_process, temp_method):
+    class ReadsHoles(Method):
+        def inpaint(self, masked, mask):
+            return masked.clone()
+
+    name = temp_method("test-cli-reads-holes", ReadsHoles)
+    code, stdout, stderr = main_in_process("check", name)
+    assert code == 1, stderr
+    failures = [line for line in stdout.splitlines() if line.startswith("FAIL")]
+    assert any("hole pixels are not read" in line for line in failures), stdout
+
+
+def test_check_unknown_name_is_exit_2_before_any_check(main_in_process):
+    code, stdout, stderr = main_in_process("check", "mean", "telae")
+    line = assert_one_line_error(code, stderr, 2)
+    assert "'telae'" in line and "did you mean 'telea'" in line
+    assert stdout == ""
+
+
+# -- built-ins cannot be shadowed -----------------------------------------------------------------
+HOSTILE = 'raise SystemExit("the user\'s {} was imported instead of the built-in one")\n'
+
+
+@pytest.mark.slow
+def test_builtins_load_whatever_the_working_directory_holds(run_cli, tmp_path):
+    (tmp_path / "methods.py").write_text(HOSTILE.format("methods.py"))
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "masks" / "__init__.py").write_text(HOSTILE.format("masks package"))
+    code, stdout, stderr = run_cli(
+        "run", "--methods", "telea", "--masks", "lines,square", "--limit", "3", "--quiet",
+        "--out", "o",
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert tables(stdout) == {"lines": ["telea"], "square": ["telea"]}
+
+
+@pytest.mark.slow
+def test_library_use_loads_builtins_beside_a_users_methods_module(tmp_path):
+    (tmp_path / "methods.py").write_text(HOSTILE.format("methods.py"))
+    script = tmp_path / "use.py"  # a script's folder comes first on sys.path
+    script.write_text(
+        "from benchmark.method import METHODS\nfrom benchmark.masking import MASKS\n"
+        "print(METHODS.get('telea').__module__, MASKS.get('lines').__module__)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["methods.opencv", "masks.lines"]
+
+
 # -- run ------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_run_prints_two_ranked_tables_and_writes_results(run_cli, tmp_path):
     out = tmp_path / "out"
     code, stdout, stderr = run_cli(
@@ -115,14 +243,17 @@ def test_run_prints_two_ranked_tables_and_writes_results(run_cli, tmp_path):
     assert all(e["n"] == 40 for t in board["tables"] for e in t["entries"])
 
 
+@pytest.mark.slow
 def test_run_methods_all(run_cli, tmp_path):
     code, stdout, stderr = run_cli(
         "run", "--methods", "all", "--masks", "square", "--limit", "6", "--out", "o", "--quiet"
     )
     assert code == 0, stderr
-    ranked = tables(stdout)
-    assert sorted(ranked["square"]) == METHODS.names()
-    assert f"{6 * len(METHODS.names())} records computed" in stdout
+    ranked = tables(stdout)["square"]
+    builtins = [n for n in METHODS.names() if METHODS.origin(n) == "built-in"]
+    assert set(builtins) <= set(ranked) <= set(METHODS.names())  # plus usable plug-ins, if any
+    assert len(ranked) == len(set(ranked))
+    assert f"{6 * len(ranked)} records computed" in stdout
 
 
 # -- usage errors: exit 2, one line ---------------------------------------------------------------
@@ -141,7 +272,9 @@ def test_unknown_mask(run_cli):
     code, _, stderr = run_cli(*BASE, "--methods", "telea", "--masks", "lnes")
     line = assert_one_line_error(code, stderr, 2)
     assert "unknown mask 'lnes'" in line and "did you mean 'lines'" in line
-    assert "lines, square" in line
+    valid = line.split("valid masks: ", 1)[1].split(", ")
+    assert {"lines", "square"} <= set(valid)  # installed plug-in masks may be listed too
+    assert valid == MASKS.names()
 
 
 def test_unknown_dataset(run_cli):
@@ -167,7 +300,9 @@ def test_bad_parameter_value(main_in_process, tmp_path, monkeypatch):
 def test_malformed_spec(run_cli):
     code, _, stderr = run_cli(*BASE, "--methods", "telea:radius", "--masks", "lines")
     line = assert_one_line_error(code, stderr, 2)
-    assert "malformed" in line and "telea:radius" in line
+    # telea:radius reads as telea:path=radius (the name:PATH shorthand): the error says so
+    assert "no parameter 'path'" in line and "name:path=VALUE" in line and "key=value" in line
+    assert "radius=3" in line
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import importlib.util
 import sys
 import textwrap
 import uuid
@@ -12,7 +13,7 @@ import pytest
 
 import benchmark.registry as registry_module
 from benchmark.errors import UnknownNameError, UsageError
-from benchmark.method import METHODS
+from benchmark.method import METHODS, Method
 from benchmark.registry import Registry, Spec, parse_spec, split_specs
 
 
@@ -343,7 +344,8 @@ def test_plugin_cannot_shadow_a_builtin(monkeypatch, plugin_module):
     monkeypatch.setattr(registry_module, "entry_points", _fake_entry_points(eps))
     reg = Registry("widget", group=group)
     reg.add("box", Widget)
-    assert reg.get("box") is Widget
+    with pytest.warns(registry_module.PluginWarning, match="'box'.*is ignored"):
+        assert reg.get("box") is Widget
     assert plugin_module not in sys.modules
 
 
@@ -381,3 +383,166 @@ def test_a_module_imported_twice_may_register_the_same_entry_again(reg):
     reg.register("box", "crate")(Widget)
     reg.register("box", "crate")(Widget)  # e.g. pytest --import-mode=importlib re-imports
     assert reg.names() == ["box"] and reg.get("crate") is Widget
+
+
+# -- origins, collisions and unusable plug-ins ---------------------------------------------------
+def _distribution_registry(monkeypatch, tmp_path, fake_distribution, packages) -> Registry:
+    """A registry whose plug-ins come from fake installed packages (with names and versions).
+
+    ``packages``: (package, version, {entry name: "module:attr"}) in ``sys.path`` order.
+    """
+    group = "benchmark.widgets"
+    for i, (package, version, entries) in enumerate(packages):
+        fake_distribution(tmp_path / f"site{i}", package, version, {group: entries})
+    paths = [str(tmp_path / f"site{i}") for i in range(len(packages))]
+
+    def entry_points(*, group=None, **kwargs):
+        dists = importlib.metadata.distributions(path=paths)
+        return [ep for dist in dists for ep in dist.entry_points if ep.group == group]
+
+    monkeypatch.setattr(registry_module, "entry_points", entry_points)
+    reg = Registry("widget", group=group)
+    reg.add("box", Widget)
+    return reg
+
+
+def _caught(action) -> list[str]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        action()
+    return [str(w.message) for w in caught if issubclass(w.category, registry_module.PluginWarning)]
+
+
+def test_origin_names_builtins_plugin_packages_and_other_modules(
+    monkeypatch, tmp_path, fake_distribution, plugin_module
+):
+    reg = _distribution_registry(
+        monkeypatch,
+        tmp_path,
+        fake_distribution,
+        [("gadgets-pkg", "1.4.2", {"gadget": f"{plugin_module}:Gadget"})],
+    )
+    assert reg.origin("gadget") == "gadgets-pkg 1.4.2"
+    assert reg.plugins() == {"gadget": "gadgets-pkg 1.4.2"}
+    assert reg.origin("box") == f"module {Widget.__module__}"
+    assert METHODS.origin("telea") == "built-in"
+    from benchmark.metrics import METRICS
+
+    assert {METRICS.origin(name) for name in METRICS.names()} == {"built-in"}
+
+
+def test_plugin_named_like_a_builtin_warns_with_both_origins(
+    monkeypatch, tmp_path, fake_distribution, plugin_module
+):
+    reg = _distribution_registry(
+        monkeypatch,
+        tmp_path,
+        fake_distribution,
+        [("gadgets-pkg", "2.0", {"box": f"{plugin_module}:Gadget"})],
+    )
+    messages = _caught(reg.names)
+    assert len(messages) == 1
+    assert "'box'" in messages[0] and "gadgets-pkg 2.0" in messages[0]
+    assert f"{plugin_module}:Gadget" in messages[0]  # the plug-in's side
+    assert f"{Widget.__module__}.Widget" in messages[0]  # the side that keeps the name
+    assert reg.get("box") is Widget
+
+
+def test_two_plugins_declaring_one_name_warn_with_both_and_the_first_wins(
+    monkeypatch, tmp_path, fake_distribution, plugin_module
+):
+    reg = _distribution_registry(
+        monkeypatch,
+        tmp_path,
+        fake_distribution,
+        [
+            ("first-pkg", "1.0", {"gadget": f"{plugin_module}:Gadget"}),
+            ("second-pkg", "3.1", {"gadget": f"{plugin_module}_broken:Thing"}),
+        ],
+    )
+    messages = _caught(reg.names)
+    assert len(messages) == 1
+    assert "first-pkg 1.0" in messages[0] and "second-pkg 3.1" in messages[0]
+    assert "'gadget'" in messages[0] and "using the first" in messages[0]
+    assert reg.origin("gadget") == "first-pkg 1.0"
+
+
+def test_broken_plugin_warns_once_in_one_line_and_is_recorded(
+    monkeypatch, tmp_path, fake_distribution, plugin_module
+):
+    reg = _distribution_registry(
+        monkeypatch,
+        tmp_path,
+        fake_distribution,
+        [("bad-pkg", "0.1", {"broken": f"{plugin_module}_broken:Thing"})],
+    )
+    messages = _caught(lambda: (reg.names(), reg.names()))
+    assert len(messages) == 1 and "\n" not in messages[0]
+    assert "bad-pkg 0.1" in messages[0] and "ImportError: no such backend" in messages[0]
+    assert set(reg.failed_plugins) == {"broken"}
+
+
+class _Abstract(Method):
+    """Forgets to implement inpaint."""
+
+
+class _NeedsArgument(Method):
+    def __init__(self, model_path):  # no default: the harness builds it without arguments
+        self.model_path = model_path
+
+    def inpaint(self, masked, mask):
+        return masked
+
+
+class _TypeErrorInside(Method):
+    def __init__(self):
+        raise TypeError("unsupported operand type(s) for +: 'int' and 'str'")
+
+    def inpaint(self, masked, mask):
+        return masked
+
+
+@pytest.mark.parametrize(
+    ("target", "words"),
+    [
+        ("_Abstract", "is abstract, it does not implement inpaint"),
+        ("_NeedsArgument", "model_path"),
+        ("_TypeErrorInside", "TypeError: unsupported operand"),
+    ],
+)
+def test_unbuildable_plugin_methods_are_one_line_usage_errors(
+    monkeypatch, tmp_path, fake_distribution, target, words
+):
+    reg = _distribution_registry(
+        monkeypatch,
+        tmp_path,
+        fake_distribution,
+        [("odd-pkg", "0.2", {"odd": f"{__name__}:{target}"})],
+    )
+    with pytest.raises(UsageError) as info:
+        reg.build("odd")
+    message = str(info.value)
+    assert "'odd'" in message and "odd-pkg 0.2" in message and words in message
+    assert "\n" not in message
+
+
+def test_abstract_builtin_is_a_usage_error_too(reg):
+    reg.add("abstract", _Abstract)
+    with pytest.raises(UsageError, match="abstract"):
+        reg.build("abstract")
+
+
+def test_a_module_shadowing_a_builtin_package_is_a_clear_error(monkeypatch, tmp_path):
+    shadow = tmp_path / "masks.py"
+    shadow.write_text("X = 1\n")
+    fake = importlib.util.module_from_spec(importlib.util.spec_from_file_location("masks", shadow))
+    monkeypatch.setitem(sys.modules, "masks", fake)
+    with pytest.raises(UsageError, match="shadows the harness's built-in 'masks' package"):
+        registry_module.import_builtin("masks")
+
+
+def test_builtin_packages_are_imported_from_beside_the_harness():
+    import methods
+
+    assert registry_module.import_builtin("methods") is methods
+    assert methods.__file__ == str(registry_module.HARNESS_ROOT / "methods" / "__init__.py")
