@@ -96,10 +96,13 @@ def test_ranks_by_psnr_descending_and_all_failed_last():
     )
     for table in board["tables"]:
         assert [e["method"] for e in table["entries"]] == ["good", "fair", "poor", "dead"]
-        assert [e["rank"] for e in table["entries"]] == [1, 2, 3, 4]
+        assert [e["rank"] for e in table["entries"]] == [1, 2, 3, None]  # dead: unranked
         dead = entries_by_method(table)["dead"]
-        assert dead["n"] == 0 and dead["failed"] == 40
+        assert dead["n"] == 0 and dead["failed"] == 40 and not dead["ranked"]
         assert dead["failure_reasons"] == ["failed: RuntimeError: boom"]
+        assert dead["failures"] == [
+            {"reason": "RuntimeError: boom", "count": 40, "status": "failed: RuntimeError: boom"}
+        ]
 
 
 def test_tables_follow_the_given_mask_order():
