@@ -511,3 +511,33 @@ def render_console(leaderboard: dict[str, Any], buckets: bool = False) -> str:
                 )  # fmt: skip
         parts.append("")
     return "\n".join(parts)
+
+
+def failure_lines(leaderboard: dict[str, Any], records_path: Any = "records.jsonl") -> list[str]:
+    """Warning lines for the console: total failed images, then per entry the count and the
+    most frequent reason with its count (empty when nothing failed)."""
+    lines = []
+    for table in leaderboard["tables"]:
+        for entry in table["entries"]:
+            if entry.get("failed"):
+                images = table.get("images") or entry["n"] + entry["failed"]
+                lines.append(
+                    f"  {entry['method']} / {table['mask']}: {entry['failed']} of {images} "
+                    f"failed; first reason: {first_failure(entry, 120)}"
+                )
+    if not lines:
+        return []
+    total = sum(e.get("failed", 0) for t in leaderboard["tables"] for e in t["entries"])
+    return [
+        f"warning: {total} image evaluations failed (see 'failed' column and {records_path}):",
+        *lines,
+    ]
+
+
+def run_summary(computed: int, reused: int, seconds: float, run_dir: Any) -> str:
+    """The line under the tables: records computed and reused, wall-clock time and rate."""
+    rate = f", {computed / seconds:,.0f} evaluations/s" if computed and seconds > 0 else ""
+    return (
+        f"{computed} records computed, {reused} reused in {seconds:.1f} s wall clock{rate} "
+        f"(everything: data, masks, methods, metrics, files); results in {run_dir}"
+    )

@@ -220,3 +220,47 @@ def test_incomplete_and_unranked_markers_survive_json_and_markdown():
     assert "ranked on the 98 of 100 images that every ranked method completed" in markdown
     assert "method img/s" in markdown and "wall-clock" in markdown
     assert "×2" in markdown and "×100" in markdown
+
+
+# -- the console summary of `run` -------------------------------------------------------------
+def test_run_prints_failures_verdict_and_buckets_and_strict_exits_1(
+    tmp_path, temp_method, capsys, single_torch_thread
+):
+    from benchmark.cli import main
+
+    temp_method("nan-above-20", nan_above(0.20, "telea"))
+    out = tmp_path / "run"
+    argv = ["run", "--methods", "nan-above-20,telea", "--masks", "lines", "--limit", "60"]
+    argv += ["--workers", "1", "--quiet", "--out", str(out)]
+    assert main([*argv, "--strict", "--buckets"]) == 1
+    assert (out / "leaderboard.json").exists() and (out / "leaderboard.md").exists()
+    captured = capsys.readouterr()
+    entry = next(
+        e
+        for e in json.loads((out / "leaderboard.json").read_text())["tables"][0]["entries"]
+        if e["method"] == "nan-above-20"
+    )
+    failed = entry["failed"]
+    assert 0 < failed < 60
+    assert f"warning: {failed} image evaluations failed" in captured.err
+    assert (
+        f"nan-above-20 / lines: {failed} of 60 failed; first reason: prediction contains NaN "
+        f"or infinite values ×{failed}" in captured.err
+    )
+    assert "error: --strict" in captured.err
+    # the same values on the images both completed: a tie, the complete method listed first
+    assert "verdict: ≈ tie between telea and nan-above-20: Δ PSNR +0.00 dB" in captured.out
+    assert "mean PSNR (dB) by mask ratio" in captured.out and "60–100 %" in captured.out
+    assert "method img/s" in captured.out and "s wall clock" in captured.out
+    # without --strict the same failures are a warning and exit 0; no bucket table by default
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "warning:" in captured.err and "60–100 %" not in captured.out
+
+
+def test_strict_passes_when_nothing_failed(tmp_path, capsys, single_torch_thread):
+    from benchmark.cli import main
+
+    argv = ["run", "--methods", "mean", "--masks", "square", "--limit", "8", "--workers", "1"]
+    assert main([*argv, "--quiet", "--out", str(tmp_path / "r"), "--strict"]) == 0
+    assert "warning" not in capsys.readouterr().err
