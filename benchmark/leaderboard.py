@@ -492,7 +492,8 @@ def render_console(leaderboard: dict[str, Any], buckets: bool = False) -> str:
     parts = []
     for table in leaderboard["tables"]:
         header, rows = table_rows(table)
-        parts.append(f"mask: {table['mask']} ({ranking_line(table)})")
+        parts.append(f"mask: {table['mask']}")
+        parts.append(ranking_line(table))
         parts.append(tabulate(rows, headers=header, tablefmt="simple", disable_numparse=True))
         parts += notes(table)
         if buckets:
