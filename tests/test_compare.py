@@ -164,10 +164,11 @@ def test_missing_entry_is_an_error_unless_allowed(tmp_path, capsys):
     baseline = baseline_from(tmp_path, values)
     new = fake_run(tmp_path / "new", {("lines", "a"): values[("lines", "a")]})
     capsys.readouterr()
-    assert gate(baseline, new) == 1
+    assert gate(baseline, new) == 2  # missing data: the gate cannot decide; 1 = regression only
     out = capsys.readouterr().out
     assert line_of(out, "b").endswith("MISSING")
     assert "missing from NEW: b/lines (pass --allow-missing to accept)" in out
+    assert "gate: ERROR" in out
     assert gate(baseline, new, "--allow-missing") == 0
     assert "gate: PASS" in capsys.readouterr().out
 
@@ -221,7 +222,7 @@ def test_missing_and_corrupt_baselines_name_the_file(tmp_path):
         gate(corrupt, new)
     other = tmp_path / "other.json"
     other.write_text('{"hello": 1}')
-    with pytest.raises(UsageError, match=f"baseline '{other}' is not a leaderboard"):
+    with pytest.raises(UsageError, match=f"baseline '{other}' is not a usable leaderboard"):
         gate(other, new)
     future = tmp_path / "future.json"
     future.write_text('{"format": 99, "tables": []}')
@@ -277,20 +278,20 @@ def test_update_needs_records(tmp_path):
     run = fake_run(tmp_path / "r", {("lines", "a"): psnr_values(0)})
     alone = tmp_path / "alone.json"
     alone.write_text((run / "leaderboard.json").read_text())
-    with pytest.raises(UsageError, match="--update needs a run directory"):
+    with pytest.raises(UsageError, match="must be a run directory with records.jsonl"):
         gate(tmp_path / "b.json", alone, "--update")
 
 
-def test_plain_leaderboard_files_use_an_unpaired_test(tmp_path, capsys):
+def test_plain_leaderboard_files_are_refused_not_compared_unpaired(tmp_path, capsys):
     values = {("lines", "a"): psnr_values(0)}
     baseline = baseline_from(tmp_path, values)
     run = fake_run(tmp_path / "new", {("lines", "a"): values[("lines", "a")] - 0.2})
     alone = tmp_path / "alone" / "board.json"
     alone.parent.mkdir()
     alone.write_text((run / "leaderboard.json").read_text())
-    assert gate(baseline, alone) == 0  # 0.2 dB is well inside the unpaired CI
-    out = capsys.readouterr().out
-    assert "unpaired" in out and "worse, n.s." in line_of(out, "a")
+    with pytest.raises(UsageError, match="no per-image values") as info:
+        gate(baseline, alone)  # an unpaired test would have passed this 0.2 dB drop
+    assert info.value.exit_code == 2
     assert gate(baseline, run) == 1  # the paired test sees it
 
 
@@ -396,19 +397,21 @@ def test_shipped_ci_configuration_is_valid():
         ("methods = [\n", "not valid TOML"),
     ],
 )
-def test_bad_ci_configuration_names_the_file(tmp_path, text, message):
+def test_bad_ci_configuration_names_the_file_and_exits_2(tmp_path, text, message):
     path = write_toml(tmp_path / "ci.toml", text)
-    with pytest.raises(DataError, match="ci.toml") as info:
+    with pytest.raises(UsageError, match="ci.toml") as info:
         ci_gate.load_config(path)
     assert message in str(info.value) and "\n" not in str(info.value)
-    with pytest.raises(DataError, match="does not exist"):
+    assert info.value.exit_code == 2
+    with pytest.raises(UsageError, match="does not exist"):
         ci_gate.load_config(tmp_path / "missing.toml")
 
 
 def test_ci_gate_without_baseline_fails_before_running(tmp_path):
     args = gate_args(baseline=tmp_path / "none.json", out=tmp_path / "never")
-    with pytest.raises(DataError, match="none.json' does not exist"):
+    with pytest.raises(UsageError, match="none.json' does not exist") as info:
         ci_gate.run(args)
+    assert info.value.exit_code == 2
     assert not (tmp_path / "never").exists()
 
 
