@@ -10,7 +10,6 @@ import argparse
 import inspect
 import os
 import sys
-import time
 from collections.abc import Sequence
 
 from benchmark.errors import BenchmarkError, UsageError
@@ -91,6 +90,8 @@ def _expand_methods(text: str) -> list[str]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the benchmark and print one leaderboard table per mask type."""
+    import time
+
     from benchmark.leaderboard import failure_lines, render_console, run_summary
     from benchmark.runner import RunConfig, default_workers, run_benchmark
 

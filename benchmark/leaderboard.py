@@ -428,7 +428,8 @@ def notes(table: dict[str, Any]) -> list[str]:
         for entry in unranked:
             reason = entry.get("unranked_reason") or "completed no image"
             lines.append(f"  {entry['method']}: {reason}")
-    lines.append(verdict_line(table))
+    if "common" in table:  # format 3 on: format 2 has no verdict
+        lines.append(verdict_line(table))
     lines.append(SPEED_NOTE)
     return lines
 

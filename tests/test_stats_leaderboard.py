@@ -191,3 +191,19 @@ def test_render_markdown_and_console():
     good = entries_by_method(board["tables"][0])["good"]["metrics"]["psnr"]
     half = (good["ci_high"] - good["ci_low"]) / 2
     assert f"{good['mean']:.2f} ± {half:.2f}" in markdown
+
+
+def test_format_2_leaderboards_still_render():
+    from pathlib import Path
+
+    old = json.loads((Path(__file__).parent.parent / "results" / "baseline.json").read_text())
+    if old["format"] != 2:  # regenerated in the new format: build a format-2 table instead
+        old = {"format": 2, "tables": [{"mask": "lines", "entries": [
+            {"method": "a", "n": 3, "failed": 1, "failure_reasons": ["failed: boom"],
+             "images_per_s": 10.0, "rank": 1, "metrics": {"psnr": {
+                 "mean": 30.0, "ci_low": 29.0, "ci_high": 31.0, "n": 3}}},
+        ]}]}  # fmt: skip
+    text = render_console(old)
+    assert "mask: lines" in text and "verdict" not in text
+    assert "ranked on each method's own images (leaderboard format 2)" in text
+    assert render_markdown(old).count("## Mask") == len(old["tables"])
