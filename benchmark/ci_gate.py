@@ -7,6 +7,10 @@ starts from scratch in ``--out`` (default ``results/runs/ci``): a method's code 
 without changing its fingerprint, so reusing earlier records would hide exactly the changes
 the gate is for. Then NEW = that run is compared with ``--baseline`` (default
 ``results/baseline.json``) as ``compare`` does; ``--update`` rewrites the baseline instead.
+
+Exit status as ``compare``: 0 no regression, 1 a regression and nothing else, 2 the gate could
+not decide. Everything that goes wrong before the comparison (a missing or unusable baseline or
+configuration, a data set or weights file the run cannot read) exits 2: the gate fails closed.
 """
 
 from __future__ import annotations
@@ -17,8 +21,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmark.compare import DEFAULT_TOLERANCE_DB, DEFAULT_TOLERANCE_SSIM, gate
-from benchmark.errors import DataError, UsageError
+from benchmark.compare import (
+    DEFAULT_TOLERANCE_DB,
+    DEFAULT_TOLERANCE_SSIM,
+    fail_closed,
+    gate,
+    load_baseline,
+)
+from benchmark.errors import UsageError
 
 DEFAULT_CONFIG = "results/ci.toml"
 DEFAULT_BASELINE = "results/baseline.json"
@@ -50,7 +60,9 @@ examples:
   python -m benchmark gate --update             # deliberately rewrite results/baseline.json
   python -m benchmark gate --config my.toml --baseline my-baseline.json --out /tmp/ci
 
-Exit status: 0 no regression, 1 a regression (or a missing entry), 2 incomparable inputs.
+Exit status: 0 no regression; 1 a regression (and only that); 2 the gate cannot decide (a
+missing or unusable baseline or configuration, a run that fails before the comparison,
+missing or NaN per-image data, an empty or partial baseline, different configurations).
 """
 
 
@@ -63,34 +75,36 @@ def _toml():
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
-    """Read and check the flat TOML configuration; any problem is a DataError naming it."""
+    """Read and check the flat TOML configuration; any problem is a UsageError naming it."""
     path = Path(path)
     toml = _toml()
     try:
         with open(path, "rb") as handle:
             data = toml.load(handle)
     except FileNotFoundError:
-        raise DataError(f"CI configuration {str(path)!r} does not exist") from None
-    except toml.TOMLDecodeError as exc:
-        raise DataError(f"CI configuration {str(path)!r} is not valid TOML: {exc}") from None
+        raise UsageError(f"CI configuration {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise UsageError(f"CI configuration {str(path)!r} is a folder, not a file") from None
+    except (toml.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"CI configuration {str(path)!r} is not valid TOML: {exc}") from None
     unknown = sorted(set(data) - set(CONFIG_KEYS))
     if unknown:
-        raise DataError(
+        raise UsageError(
             f"CI configuration {str(path)!r}: unknown key(s) {', '.join(unknown)}; "
             f"valid keys: {', '.join(CONFIG_KEYS)}"
         )
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
-        raise DataError(f"CI configuration {str(path)!r}: missing key(s) {', '.join(missing)}")
+        raise UsageError(f"CI configuration {str(path)!r}: missing key(s) {', '.join(missing)}")
     for key, value in data.items():
         expected = CONFIG_KEYS[key]
         if isinstance(value, bool) or not isinstance(value, expected):
-            raise DataError(
+            raise UsageError(
                 f"CI configuration {str(path)!r}: {key} must be a {expected.__name__}, "
                 f"got {value!r}"
             )
         if expected is list and (not value or not all(isinstance(v, str) for v in value)):
-            raise DataError(
+            raise UsageError(
                 f"CI configuration {str(path)!r}: {key} must be a non-empty list of names"
             )
     return data
@@ -160,12 +174,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """``gate`` subcommand: run the CI configuration, then compare it with the baseline."""
-    if not args.update and not Path(args.baseline).exists():  # fail before a minute of work
-        raise DataError(
-            f"baseline {str(args.baseline)!r} does not exist "
-            "(create it with: python -m benchmark gate --update)"
-        )
-    result, _ = run_ci(args.config, args.out, progress=args.progress)
+    return fail_closed(_gate, args)
+
+
+def _gate(args: argparse.Namespace) -> int:
+    if not args.update:  # fail before a minute of work
+        if not Path(args.baseline).exists():
+            raise UsageError(
+                f"baseline {str(args.baseline)!r} does not exist "
+                "(create it with: python -m benchmark gate --update)"
+            )
+        load_baseline(args.baseline, args.allow_missing)
+    load_config(args.config)
+    try:
+        result, _ = run_ci(args.config, args.out, progress=args.progress)
+    except KeyboardInterrupt:
+        raise
+    except UsageError:
+        raise
+    except (
+        Exception
+    ) as exc:  # e.g. truncated weights (DataError, exit 1): never the regression code
+        raise UsageError(
+            f"the CI run failed before the comparison: {type(exc).__name__}: {exc}"
+        ) from exc
     command = "python -m benchmark gate --update"
     if args.config != DEFAULT_CONFIG:
         command += f" --config {args.config}"

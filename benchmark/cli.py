@@ -186,7 +186,9 @@ def _buildable(registry: Registry, name: str) -> bool:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the benchmark and print one leaderboard table per mask type."""
-    from benchmark.leaderboard import render_console
+    import time
+
+    from benchmark.leaderboard import failure_lines, render_console, run_summary
     from benchmark.runner import RunConfig, default_workers, run_benchmark
 
     methods = _expand_methods(args.methods)
@@ -209,6 +211,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         save_images=args.save_images,
         progress=not args.quiet,
     )
+    started = time.perf_counter()
     try:
         result = run_benchmark(config)
     except KeyboardInterrupt:
@@ -217,16 +220,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
-    print(render_console(result.leaderboard))
-    print(
-        f"{result.computed} records computed, {result.reused} reused; results in {result.run_dir}"
-    )
-    if result.failed:
-        print(
-            f"warning: {result.failed} image evaluations failed "
-            f"(see 'failed' column and {result.run_dir / 'records.jsonl'})",
-            file=sys.stderr,
-        )
+    seconds = time.perf_counter() - started
+    print(render_console(result.leaderboard, buckets=args.buckets))
+    print(run_summary(result.computed, result.reused, seconds, result.run_dir))
+    failures = failure_lines(result.leaderboard, result.run_dir / "records.jsonl")
+    for line in failures:
+        print(line, file=sys.stderr)
+    if failures and args.strict:
+        print("error: --strict: some images failed (see above); exit 1", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -342,6 +344,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="write original, mask and every composite as lossless PNGs",
     )
     p_run.add_argument("--quiet", action="store_true", help="no progress bars")
+    p_run.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when any image failed (after writing every result file)",
+    )
+    p_run.add_argument(
+        "--buckets",
+        action="store_true",
+        help="also print mean PSNR per mask-ratio bin (NVIDIA bins) for every mask",
+    )
     p_run.set_defaults(func=cmd_run)
 
     from benchmark import training

@@ -1,29 +1,38 @@
 """``python -m benchmark compare BASELINE NEW``: the regression gate between two leaderboards.
 
-BASELINE and NEW are ``leaderboard.json`` files or run directories. For every mask and method
-the gate shows the baseline and new mean PSNR and SSIM, their difference and a marker, and
-exits 1 when any method/mask pair got worse by more than the tolerance (``--tolerance-db``,
-``--tolerance-ssim``) **and** the drop is significant (``p < 0.05``); 0 otherwise. A pair that
-fails more images than before also fails the gate. Entries only in NEW are reported as new;
-entries missing from NEW fail the gate unless ``--allow-missing``. Leaderboards of different
-configurations (data set, split, size, seed, number of images, mask parameters) are refused
-with exit code 2, and so is a missing or corrupt input file (exit 1 always means a regression);
-the package version may differ (that is what the gate compares).
+BASELINE is a baseline file written by ``--update`` (or a run directory); NEW is a run
+directory (or a baseline file). For every mask and method the gate shows the mean PSNR and SSIM
+of both sides on the images both measured, their difference and a marker, and exits
+
+- **0**: no regression;
+- **1**: a regression, and only then: a method/mask pair got worse by more than the tolerance
+  (``--tolerance-db``, ``--tolerance-ssim``) **and** the drop is significant (``p < 0.05``), or
+  it failed more images than before, or it no longer measures an image the baseline measured;
+- **2**: the gate cannot decide, and **fails closed**: a missing, unreadable or malformed file;
+  per-image values missing, NaN or inconsistent with the leaderboard on either side (a baseline
+  without a ``per_image`` section, a run folder without ``records.jsonl`` or ``run.json``, an
+  unfinished run); different configurations (data set, split, size, seed, number of images,
+  mask parameters); an empty or partial baseline (no tables, a table without entries, an entry
+  that does not cover every image) unless ``--allow-missing``; baseline entries missing from
+  NEW unless ``--allow-missing``; nothing compared at all.
+
+The package version may differ (that is what the gate compares).
 
 **The paired test.** Both sides were measured on the same images with the same holes, so the
-drop is tested image by image: the Wilcoxon signed-rank test on the per-image differences
-NEW − BASELINE, with a bootstrap 95 % CI of their mean (:mod:`benchmark.significance`). A run
-directory supplies its per-image values from ``records.jsonl`` (the records of the exact
-method version its leaderboard reports). A committed baseline has no records, so
-``--update`` embeds them: ``per_image[mask][method] = {"psnr": [...], "ssim": [...]}``,
-one value per image index (``null`` = not measured), rounded to 4 decimals (1e-4 dB,
-1e-4 SSIM: far below both tolerances, and about 100 kB per method and mask for 3,576 images).
-Both sides are compared at that precision, so an unchanged method differs by exactly 0.
-When either side lacks per-image values (a plain leaderboard file), the gate falls back to an
-unpaired test of the two means from their bootstrap CIs (normal approximation) and says so.
+drop is tested image by image on the images both sides measured: the Wilcoxon signed-rank test
+on the per-image differences NEW − BASELINE, with a bootstrap 95 % CI of their mean
+(:mod:`benchmark.significance`). A run directory supplies its per-image values from
+``records.jsonl`` (the records of the exact method version its leaderboard reports). A
+committed baseline has no records, so ``--update`` embeds them:
+``per_image[mask][method] = {"psnr": [...], "ssim": [...]}``, one value per image index
+(``null`` = not measured: the image failed), rounded to 4 decimals (1e-4 dB, 1e-4 SSIM: far
+below both tolerances). Both sides are compared at that precision, so an unchanged method
+differs by exactly 0. There is no unpaired fallback: without per-image values on both sides
+the gate exits 2.
 
-``--update`` deliberately rewrites BASELINE from NEW (a run directory), atomically, with the
-package version, the run command that reproduces it and the command that wrote it.
+``--update`` deliberately rewrites BASELINE from NEW (a complete run directory), atomically,
+with the package version, the run command that reproduces it, the command that wrote it, and
+the plug-in packages and versions the run recorded.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import reprlib
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,10 +52,10 @@ import numpy as np
 from tabulate import tabulate
 
 import benchmark
-from benchmark.errors import DataError, UsageError
+from benchmark.errors import BenchmarkError, DataError, UsageError
 from benchmark.leaderboard import LEADERBOARD_FORMAT
 from benchmark.records import STATUS_OK, RecordStore, finite, read_json, write_atomic
-from benchmark.significance import SIGNIFICANCE_LEVEL, Series, compare_series
+from benchmark.significance import SIGNIFICANCE_LEVEL, Series, common_values, compare_series
 
 DEFAULT_TOLERANCE_DB = 0.05
 DEFAULT_TOLERANCE_SSIM = 0.001
@@ -55,6 +65,9 @@ DEFAULT_TOLERANCE_SSIM = 0.001
 IGNORED_CONFIG_KEYS = ("version", "limit", "data_dir")
 #: Metrics the gate compares, with their labels and display decimals (higher is better).
 GATED_METRICS = {"psnr": ("PSNR", 2), "ssim": ("SSIM", 4)}
+#: Oldest leaderboard format the gate reads (2 has every field it compares: n, failed,
+#: per-image values).
+MIN_READABLE_FORMAT = 2
 #: Decimals of the per-image values embedded in a baseline.
 PER_IMAGE_DECIMALS = 4
 
@@ -65,7 +78,10 @@ examples:
   python -m benchmark compare results/baseline.json results/runs/ci --allow-missing
   python -m benchmark compare results/baseline.json results/runs/ci --update   # new baseline
 
-Exit status: 0 no regression, 1 a regression (or a missing entry), 2 incomparable inputs.
+Exit status: 0 no regression; 1 a regression (and only that); 2 the gate cannot decide:
+missing, NaN or unreadable per-image data on either side, an unfinished run, different
+configurations, an empty or partial baseline, or entries missing from NEW (--allow-missing
+accepts the last two).
 """
 
 
@@ -93,7 +109,11 @@ class Side:
 
 
 def load_side(path: str | Path, what: str) -> Side:
-    """Load a leaderboard file or a run directory; problems are a :class:`DataError`."""
+    """Load a baseline file or a run directory with its per-image values (fail closed).
+
+    Any problem (missing or corrupt file, no per-image values, NaN values, counts that do
+    not match the leaderboard) is a :class:`DataError` naming the file.
+    """
     path = Path(path)
     if path.is_dir():
         board_path = path / "leaderboard.json"
@@ -103,28 +123,75 @@ def load_side(path: str | Path, what: str) -> Side:
         board_path = path
     else:
         raise DataError(f"{what} {str(path)!r} does not exist")
-    leaderboard = _check_leaderboard(read_json(board_path, what), board_path, what)
+    leaderboard = _check_leaderboard(_read_json(board_path, what), board_path, what)
     side = Side(path, what, leaderboard)
     run_dir = board_path.parent
     if "per_image" in leaderboard:
-        side.series = _decode_per_image(leaderboard["per_image"], board_path, what)
-        side.run = (leaderboard.get("baseline") or {}).get("run")
-    elif board_path.name == "leaderboard.json" and (run_dir / "run.json").exists():
-        side.run = read_json(run_dir / "run.json", f"{what} run file")
-        if (run_dir / "records.jsonl").exists():
-            side.series = series_from_records(run_dir / "records.jsonl", leaderboard)
+        side.series = _decode_per_image(leaderboard, board_path, what)
+        run = (leaderboard.get("baseline") or {}).get("run")
+        side.run = run if isinstance(run, dict) else None
+        return side
+    if board_path.name != "leaderboard.json":
+        fix = (
+            "regenerate it with `python -m benchmark gate --update`"
+            if what == "baseline"
+            else "it must be a run directory with records.jsonl and run.json"
+        )
+        raise DataError(
+            f"{what} {str(path)!r} has no per-image values (no 'per_image' section) and the "
+            f"gate compares image by image: {fix}"
+        )
+    for name in ("run.json", "records.jsonl"):
+        if not (run_dir / name).exists():
+            raise DataError(
+                f"{what} run folder {str(run_dir)!r} has no {name}: the gate needs the run's "
+                "per-image records and configuration"
+            )
+    side.run = _read_json(run_dir / "run.json", f"{what} run file")
+    if not isinstance(side.run, dict):
+        raise DataError(f"{what} run file {str(run_dir / 'run.json')!r} is not an object")
+    side.series = series_from_records(run_dir / "records.jsonl", leaderboard, strict=True)
     return side
+
+
+def _read_json(path: Path, what: str) -> Any:
+    """``read_json``, with JSON nested too deeply for Python's parser as a DataError too."""
+    try:
+        return read_json(path, what)
+    except RecursionError:
+        raise DataError(f"{what} {str(path)!r} is not usable JSON: nested too deeply") from None
+
+
+#: How deep the values of a leaderboard's ``config`` may nest (lists of names are depth 2).
+MAX_CONFIG_DEPTH = 4
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of a JSON value, counting no further than ``limit + 1``."""
+    if limit < 0 or not isinstance(value, (dict, list)):
+        return 0
+    children = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(v, limit - 1) for v in children), default=0)
 
 
 def _check_leaderboard(data: Any, path: Path, what: str) -> dict[str, Any]:
     def bad(reason: str) -> DataError:
-        return DataError(f"{what} {str(path)!r} is not a leaderboard: {reason}")
+        return DataError(f"{what} {str(path)!r} is not a usable leaderboard: {reason}")
 
     if not isinstance(data, dict) or not isinstance(data.get("tables"), list):
         raise bad("expected an object with a 'tables' list")
     version = data.get("format")
-    if not isinstance(version, int) or version > LEADERBOARD_FORMAT:
+    if not isinstance(version, int) or isinstance(version, bool) or version > LEADERBOARD_FORMAT:
         raise bad(f"unknown format {version!r} (this version reads up to {LEADERBOARD_FORMAT})")
+    if version < MIN_READABLE_FORMAT:
+        raise bad(
+            f"format {version} is too old; regenerate it with `python -m benchmark gate --update`"
+        )
+    config = data.get("config", {})
+    if not isinstance(config, dict):
+        raise bad(f"'config' must be an object, got {type(config).__name__}")
+    if _depth(config, MAX_CONFIG_DEPTH) > MAX_CONFIG_DEPTH:
+        raise bad(f"'config' is nested deeper than {MAX_CONFIG_DEPTH} levels")
     for table in data["tables"]:
         if not isinstance(table, dict) or not isinstance(table.get("entries"), list):
             raise bad("a table without an 'entries' list")
@@ -137,8 +204,9 @@ def _check_leaderboard(data: Any, path: Path, what: str) -> dict[str, Any]:
             if not isinstance(entry.get("metrics"), dict):
                 raise bad(f"{where} has no metrics")
             for key in ("n", "failed"):
-                if not isinstance(entry.get(key, 0), int):
-                    raise bad(f"{where}: {key!r} must be an integer")
+                value = entry.get(key)
+                if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                    raise bad(f"{where}: {key!r} must be an integer >= 0, got {value!r}")
             for name, summary in entry["metrics"].items():
                 fields = ("mean", "ci_low", "ci_high")
                 if not isinstance(summary, dict) or not all(
@@ -148,24 +216,58 @@ def _check_leaderboard(data: Any, path: Path, what: str) -> dict[str, Any]:
     return data
 
 
-def _decode_per_image(data: Any, path: Path, what: str) -> dict[tuple[str, str], Series]:
-    """``per_image`` of a baseline -> {(mask, method): {"index", "psnr", "ssim"}}."""
+def _decode_per_image(
+    leaderboard: dict[str, Any], path: Path, what: str
+) -> dict[tuple[str, str], Series]:
+    """``per_image`` of a baseline -> {(mask, method): {"index", "psnr", "ssim"}}, strictly:
+    every entry has both lists, one value per image, each a finite number or null (not
+    measured) at the same positions, and as many measured values as the entry's ``n``."""
+
+    def bad(reason: str) -> DataError:
+        return DataError(f"{what} {str(path)!r} has unusable per-image values: {reason}")
+
+    data = leaderboard["per_image"]
+    if not isinstance(data, dict):
+        raise bad("'per_image' must be an object")
+    images = (leaderboard.get("config") or {}).get("images")
     series: dict[tuple[str, str], Series] = {}
-    try:
-        for mask, methods in data.items():
-            if mask.startswith("_"):  # "_about": a description for readers of the file
-                continue
-            for method, values in methods.items():
-                arrays = {m: np.array(values[m], dtype=float) for m in GATED_METRICS}
-                measured = np.flatnonzero(np.all([np.isfinite(a) for a in arrays.values()], 0))
-                series[(mask, method)] = {"index": measured} | {
-                    m: a[measured] for m, a in arrays.items()
-                }
-    except (AttributeError, KeyError, TypeError, ValueError) as exc:
-        raise DataError(
-            f"{what} {str(path)!r} has a malformed 'per_image' section: {exc!r}"
-        ) from None
+    for table in leaderboard["tables"]:
+        for entry in table["entries"]:
+            mask, method = table["mask"], entry["method"]
+            where = f"{method}/{mask}"
+            values = (
+                (data.get(mask) or {}).get(method) if isinstance(data.get(mask), dict) else None
+            )
+            if not isinstance(values, dict):
+                raise bad(f"none for {where}")
+            arrays = {}
+            for metric in GATED_METRICS:
+                column = values.get(metric)
+                if not isinstance(column, list):
+                    raise bad(f"no {metric!r} list for {where}")
+                if isinstance(images, int) and len(column) != images:
+                    raise bad(f"{where} {metric}: {len(column)} values for {images} images")
+                if not all(v is None or _is_number(v) for v in column):
+                    raise bad(f"{where} {metric}: values must be numbers or null")
+                array = np.array([np.nan if v is None else v for v in column], dtype=float)
+                nulls = np.array([v is None for v in column], dtype=bool)
+                if not np.all(np.isfinite(array) | nulls):
+                    raise bad(f"{where} {metric}: NaN or infinite values (null = not measured)")
+                arrays[metric] = array
+            measured = [np.isfinite(a) for a in arrays.values()]
+            if any(not np.array_equal(measured[0], m) for m in measured[1:]):
+                raise bad(f"{where}: the metrics were measured on different images")
+            index = np.flatnonzero(measured[0])
+            if len(index) != entry["n"]:
+                raise bad(
+                    f"{where}: {len(index)} measured values but the entry says n = {entry['n']}"
+                )
+            series[(mask, method)] = {"index": index} | {m: a[index] for m, a in arrays.items()}
     return series
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _load_for_gate(path: str | Path, what: str) -> Side:
@@ -177,12 +279,17 @@ def _load_for_gate(path: str | Path, what: str) -> Side:
 
 
 def series_from_records(
-    path: Path, leaderboard: dict[str, Any], metrics: Sequence[str] = tuple(GATED_METRICS)
+    path: Path,
+    leaderboard: dict[str, Any],
+    metrics: Sequence[str] = tuple(GATED_METRICS),
+    strict: bool = False,
 ) -> dict[tuple[str, str], Series]:
     """Per-image ``metrics`` of the leaderboard's entries, from a run's ``records.jsonl``.
 
     Only successful records of the method version (fingerprint) the leaderboard reports, and
-    of its first ``images`` indices, are used.
+    of its first ``images`` indices, are used. ``strict`` (the gate): a successful record
+    without a finite value of every metric, or an entry whose measured images do not number
+    its ``n``, is a :class:`DataError`; otherwise such images are left out.
     """
     entries = {
         (table["mask"], entry["method"]): entry
@@ -191,31 +298,60 @@ def series_from_records(
     }
     images = (leaderboard.get("config") or {}).get("images")
     rows: dict[tuple[str, str], dict[str, dict[int, dict[str, Any]]]] = {}
-    for record in RecordStore(path, truncate=False):  # read-only: a run may still be writing
-        key = (record["mask"], record["method"])
-        index = int(record["index"])
-        if key not in entries or record["status"] != STATUS_OK:
-            continue
-        if images is not None and index >= images:
-            continue
-        by_fingerprint = rows.setdefault(key, {}).setdefault(str(record.get("fingerprint", "")), {})
-        by_fingerprint[index] = record
+    try:
+        store = RecordStore(path, truncate=False)  # read-only: a run may still be writing
+        for record in store:
+            key = (record["mask"], record["method"])
+            index = int(record["index"])
+            if key not in entries or record["status"] != STATUS_OK:
+                continue
+            if images is not None and index >= images:
+                continue
+            fingerprint = str(record.get("fingerprint", ""))
+            rows.setdefault(key, {}).setdefault(fingerprint, {})[index] = record
+    except RecursionError:
+        raise DataError(f"records file {str(path)!r} is not usable: nested too deeply") from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise DataError(f"records file {str(path)!r} is not usable: {exc}") from None
     series: dict[tuple[str, str], Series] = {}
-    for key, by_fingerprint in rows.items():
-        wanted = entries[key].get("fingerprint")
+    for key, entry in entries.items():
+        by_fingerprint = rows.get(key, {})
+        wanted = entry.get("fingerprint")
         if wanted is not None:
-            chosen = by_fingerprint.get(str(wanted))
-        else:  # format-1 leaderboard: usable only when there is no doubt which records it used
-            chosen = next(iter(by_fingerprint.values())) if len(by_fingerprint) == 1 else None
-        if not chosen:
-            continue
+            chosen = by_fingerprint.get(str(wanted), {})
+        else:  # mixed versions: usable only when there is no doubt which records it used
+            chosen = next(iter(by_fingerprint.values())) if len(by_fingerprint) == 1 else {}
         order = sorted(chosen)
-        arrays = {m: np.array([chosen[i].get(m) for i in order], dtype=float) for m in metrics}
-        keep = np.all([np.isfinite(a) for a in arrays.values()], axis=0)  # as _decode_per_image
+        arrays = {
+            m: np.array([_float(chosen[i].get(m)) for i in order], dtype=float) for m in metrics
+        }
+        keep = (
+            np.all([np.isfinite(a) for a in arrays.values()], axis=0)
+            if order
+            else np.array([], bool)
+        )
+        if strict:
+            where = f"{key[1]}/{key[0]}"
+            if not np.all(keep):
+                raise DataError(
+                    f"records file {str(path)!r}: {where} has a successful record without a "
+                    f"finite {' and '.join(metrics)} (image {order[int(np.argmin(keep))]})"
+                )
+            if len(order) != entry.get("n"):
+                raise DataError(
+                    f"records file {str(path)!r} holds {len(order)} measured images of {where} "
+                    f"but its leaderboard says n = {entry.get('n')}"
+                )
+        if not order:
+            continue
         series[key] = {"index": np.array(order, dtype=np.int64)[keep]} | {
             m: a[keep] for m, a in arrays.items()
         }
     return series
+
+
+def _float(value: Any) -> float:
+    return float(value) if _is_number(value) else float("nan")
 
 
 # -- configuration check ----------------------------------------------------------------------
@@ -225,15 +361,24 @@ def configuration_differences(base: Side, new: Side) -> list[str]:
     keys = dict.fromkeys([*base.config, *new.config])
     for key in (k for k in keys if k not in IGNORED_CONFIG_KEYS):
         if base.config.get(key) != new.config.get(key):
-            diffs.append(f"{key} {base.config.get(key)!r} -> {new.config.get(key)!r}")
-    base_masks = (base.run or {}).get("masks") or {}
-    new_masks = (new.run or {}).get("masks") or {}
+            before, after = reprlib.repr(base.config.get(key)), reprlib.repr(new.config.get(key))
+            diffs.append(f"{key} {before} -> {after}")
+    base_masks, new_masks = _run_masks(base), _run_masks(new)
     for mask in sorted(set(base_masks) & set(new_masks)):
-        before = (base_masks[mask] or {}).get("parameters")
-        after = (new_masks[mask] or {}).get("parameters")
+        before = base_masks[mask].get("parameters")
+        after = new_masks[mask].get("parameters")
         if before != after:
-            diffs.append(f"mask {mask!r} parameters {before} -> {after}")
+            diffs.append(
+                f"mask {mask!r} parameters {reprlib.repr(before)} -> {reprlib.repr(after)}"
+            )
     return diffs
+
+
+def _run_masks(side: Side) -> dict[str, dict[str, Any]]:
+    masks = (side.run or {}).get("masks")
+    if not isinstance(masks, dict):
+        return {}
+    return {k: v for k, v in masks.items() if isinstance(v, dict)}
 
 
 def check_comparable(base: Side, new: Side) -> None:
@@ -246,19 +391,49 @@ def check_comparable(base: Side, new: Side) -> None:
         )
 
 
+def baseline_gaps(side: Side) -> list[str]:
+    """Why a baseline is empty or partial (empty list: every entry covers every image)."""
+    tables = side.leaderboard["tables"]
+    if not tables:
+        return ["it has no tables"]
+    images = side.config.get("images")
+    gaps = []
+    for table in tables:
+        if not table["entries"]:
+            gaps.append(f"mask {table['mask']!r} has no entries")
+        for entry in table["entries"]:
+            covered = entry["n"] + entry["failed"]
+            if not isinstance(images, int) or covered != images:
+                gaps.append(
+                    f"{entry['method']}/{table['mask']} covers {covered} of {images} images"
+                )
+    return gaps
+
+
+def check_complete_run(side: Side) -> None:
+    """A NEW run directory must have finished: an unfinished run is no evidence either way."""
+    if "per_image" in side.leaderboard:
+        return  # a baseline file: checked by baseline_gaps
+    status = (side.run or {}).get("status")
+    if status != "complete":
+        raise UsageError(
+            f"new run {str(side.path)!r} is not complete (status {status!r}); rerun its command "
+            "to finish it"
+        )
+
+
 # -- comparison -------------------------------------------------------------------------------
 @dataclass
 class MetricDelta:
-    """One metric of one entry: baseline and new means, the change and its test."""
+    """One metric of one entry, on the images both sides measured: means, change, test."""
 
-    base: float | None
+    base: float | None  # mean of the baseline on the paired images
     new: float | None
-    delta: float  # NEW - BASELINE (paired: mean over the images both measured)
+    delta: float  # NEW - BASELINE, mean over the paired images
     ci_low: float
     ci_high: float
     p_value: float
     n: int
-    paired: bool
     verdict: str  # "worse", "worse (n.s.)", "better", "same"
 
 
@@ -270,17 +445,15 @@ class EntryComparison:
     metrics: dict[str, MetricDelta] = field(default_factory=dict)
     failed_before: int = 0
     failed_now: int = 0
-    images_before: int = 0  # images evaluated (measured + failed)
-    images_now: int = 0
+    lost: int = 0  # images the baseline measured that NEW did not
     new_entry: dict[str, Any] | None = None
 
     @property
     def regression(self) -> bool:
-        """Worse beyond tolerance and significant, more failures, or fewer images evaluated."""
+        """Worse beyond tolerance and significant, more failures, or images no longer measured."""
         worse = any(d.verdict == "worse" for d in self.metrics.values())
-        fewer = self.images_now < self.images_before
         return self.status == "compared" and (
-            worse or self.failed_now > self.failed_before or fewer
+            worse or self.failed_now > self.failed_before or self.lost > 0
         )
 
     @property
@@ -291,9 +464,8 @@ class EntryComparison:
             return "MISSING"
         if self.regression:
             extra = self.failed_now - self.failed_before
-            lost = self.images_before - self.images_now
             notes = [f"+{extra} failed"] if extra > 0 else []
-            notes += [f"{lost} images not evaluated"] if lost > 0 else []
+            notes += [f"{self.lost} images no longer measured"] if self.lost > 0 else []
             return "▼ REGRESSION" + (f" ({', '.join(notes)})" if notes else "")
         verdicts = {d.verdict for d in self.metrics.values()}
         if "better" in verdicts:
@@ -306,12 +478,6 @@ class EntryComparison:
 def _mean(entry: dict[str, Any], metric: str) -> float | None:
     value = (entry.get("metrics", {}).get(metric) or {}).get("mean")
     return float(value) if value is not None and entry.get("n") else None
-
-
-def _half_width(entry: dict[str, Any], metric: str) -> float:
-    summary = entry.get("metrics", {}).get(metric) or {}
-    low, high = summary.get("ci_low"), summary.get("ci_high")
-    return (high - low) / 2 if low is not None and high is not None else float("nan")
 
 
 def _verdict(delta: float, p_value: float, tolerance: float) -> str:
@@ -329,40 +495,30 @@ def _rounded(series: Series, metric: str) -> Series:
     return {"index": series["index"], metric: np.round(series[metric], PER_IMAGE_DECIMALS)}
 
 
-def compare_metric(
-    base_entry: dict[str, Any],
-    new_entry: dict[str, Any],
-    metric: str,
-    tolerance: float,
-    base_series: Series | None,
-    new_series: Series | None,
-) -> MetricDelta:
-    """Compare one metric of an entry: paired when both sides have per-image values."""
-    base, new = _mean(base_entry, metric), _mean(new_entry, metric)
-    if base_series is not None and new_series is not None:
-        # both sides at the baseline's precision: an unchanged method differs by exactly 0
-        d = compare_series(_rounded(new_series, metric), _rounded(base_series, metric), metric)
-        if d.n:
-            verdict = _verdict(d.mean, d.p_value, tolerance)
-            return MetricDelta(
-                base, new, d.mean, d.ci_low, d.ci_high, d.p_value, d.n, True, verdict
-            )
-    if base is None or new is None:
+def compare_metric(base: Series, new: Series, metric: str, tolerance: float) -> MetricDelta:
+    """Compare one metric image by image on the images both sides measured.
+
+    Both sides at the baseline's precision: an unchanged method differs by exactly 0. When
+    neither side measured any image the metric is "same" (nothing changed); when only one did,
+    the failures decide (see :attr:`EntryComparison.regression`).
+    """
+    base_r, new_r = _rounded(base, metric), _rounded(new, metric)
+    values_new, values_base = common_values(new_r, base_r, metric)
+    d = compare_series(new_r, base_r, metric)
+    if d.n == 0:
         nan = float("nan")
-        return MetricDelta(base, new, nan, nan, nan, nan, 0, False, "same")
-    # unpaired: normal approximation from the two bootstrap CIs
-    delta = new - base
-    se = math.hypot(_half_width(base_entry, metric), _half_width(new_entry, metric)) / 1.96
-    if not math.isfinite(se):
-        p_value = float("nan")
-    elif se > 0:
-        p_value = math.erfc(abs(delta) / se / math.sqrt(2))
-    else:
-        p_value = 0.0 if delta else 1.0
-    n = min(int(base_entry.get("n") or 0), int(new_entry.get("n") or 0))
-    low, high = delta - 1.96 * se, delta + 1.96 * se
+        verdict = "same" if not len(base["index"]) else "worse"
+        return MetricDelta(None, None, nan, nan, nan, nan, 0, verdict)
+    verdict = _verdict(d.mean, d.p_value, tolerance)
     return MetricDelta(
-        base, new, delta, low, high, p_value, n, False, _verdict(delta, p_value, tolerance)
+        float(values_base.mean()),
+        float(values_new.mean()),
+        d.mean,
+        d.ci_low,
+        d.ci_high,
+        d.p_value,
+        d.n,
+        verdict,
     )
 
 
@@ -372,7 +528,10 @@ def compare_sides(
     tolerance_db: float = DEFAULT_TOLERANCE_DB,
     tolerance_ssim: float = DEFAULT_TOLERANCE_SSIM,
 ) -> list[EntryComparison]:
-    """Every (mask, method) of either side, in the baseline's order, new entries last."""
+    """Every (mask, method) of either side, in the baseline's order, new entries last.
+
+    Both sides must hold per-image values of every entry (:func:`load_side` makes sure).
+    """
     tolerances = {"psnr": tolerance_db, "ssim": tolerance_ssim}
     base_entries, new_entries = base.entries(), new.entries()
     results = []
@@ -382,30 +541,34 @@ def compare_sides(
         if new_entry is None:
             results.append(EntryComparison(mask, method, "missing"))
             continue
+        base_series, new_series = _series_of(base, key), _series_of(new, key)
         row = EntryComparison(
             mask,
             method,
             "compared",
-            failed_before=int(base_entry.get("failed") or 0),
-            failed_now=int(new_entry.get("failed") or 0),
-            images_before=int(base_entry.get("n") or 0) + int(base_entry.get("failed") or 0),
-            images_now=int(new_entry.get("n") or 0) + int(new_entry.get("failed") or 0),
+            failed_before=int(base_entry["failed"]),
+            failed_now=int(new_entry["failed"]),
+            lost=len(np.setdiff1d(base_series["index"], new_series["index"])),
             new_entry=new_entry,
         )
         for metric in GATED_METRICS:
             row.metrics[metric] = compare_metric(
-                base_entry,
-                new_entry,
-                metric,
-                tolerances[metric],
-                (base.series or {}).get(key),
-                (new.series or {}).get(key),
+                base_series, new_series, metric, tolerances[metric]
             )
         results.append(row)
     for key, new_entry in new_entries.items():
         if key not in base_entries:
             results.append(EntryComparison(*key, "new", new_entry=new_entry))
     return results
+
+
+def _series_of(side: Side, key: tuple[str, str]) -> Series:
+    """Per-image values of an entry; an entry without any measured image has empty arrays."""
+    series = (side.series or {}).get(key)
+    if series is not None:
+        return series
+    empty = np.array([], dtype=float)
+    return {"index": np.array([], dtype=np.int64)} | {m: empty for m in GATED_METRICS}
 
 
 # -- rendering --------------------------------------------------------------------------------
@@ -459,27 +622,20 @@ def render_comparison(results: list[EntryComparison]) -> str:
 
 def summary_lines(
     results: list[EntryComparison], tolerance_db: float, tolerance_ssim: float, allow_missing: bool
-) -> tuple[list[str], bool]:
-    """Explanation and verdict lines under the tables, and whether the gate passes."""
+) -> tuple[list[str], int]:
+    """Explanation and verdict lines under the tables, and the exit status (0, 1 or 2)."""
     regressions = [r for r in results if r.regression]
     missing = [r for r in results if r.status == "missing"]
     new = [r for r in results if r.status == "new"]
     compared = [r for r in results if r.status == "compared"]
-    unpaired = [r for r in compared if not all(d.paired for d in r.metrics.values())]
     lines = [
-        "Δ = NEW − BASELINE; p = Wilcoxon signed-rank test on per-image differences (paired); "
-        f"REGRESSION = drop > {tolerance_db:g} dB PSNR or > {tolerance_ssim:g} SSIM with "
-        f"p < {SIGNIFICANCE_LEVEL:g}, or more failed images."
+        "Δ = NEW − BASELINE on the images both measured; p = Wilcoxon signed-rank test on the "
+        f"per-image differences; REGRESSION = drop > {tolerance_db:g} dB PSNR or "
+        f"> {tolerance_ssim:g} SSIM with p < {SIGNIFICANCE_LEVEL:g}, more failed images, or "
+        "images the baseline measured that are no longer measured."
     ]
-    if unpaired:
-        names = ", ".join(f"{r.method}/{r.mask}" for r in unpaired)
-        lines.append(
-            f"note: no per-image values for {names}: compared means with an unpaired "
-            "test from their CIs (much less sensitive)"
-        )
     if new:
         lines.append("new entries: " + ", ".join(f"{r.method}/{r.mask}" for r in new))
-    passed = not regressions and (allow_missing or not missing)
     if missing:
         names = ", ".join(f"{r.method}/{r.mask}" for r in missing)
         fix = (
@@ -489,11 +645,17 @@ def summary_lines(
     if regressions:
         names = ", ".join(f"{r.method}/{r.mask}" for r in regressions)
         lines.append(f"gate: FAIL — {len(regressions)} regression(s): {names}")
-    elif not passed:
-        lines.append(f"gate: FAIL — {len(missing)} baseline entries missing from NEW")
-    else:
-        lines.append(f"gate: PASS — {len(compared)} entries compared, no regression")
-    return lines, passed
+        return lines, 1
+    if missing and not allow_missing:
+        lines.append(
+            f"gate: ERROR — {len(missing)} baseline entries missing from NEW: cannot decide"
+        )
+        return lines, 2
+    if not compared:
+        lines.append("gate: ERROR — nothing compared: cannot decide")
+        return lines, 2
+    lines.append(f"gate: PASS — {len(compared)} entries compared, no regression")
+    return lines, 0
 
 
 # -- baseline ---------------------------------------------------------------------------------
@@ -562,7 +724,9 @@ def baseline_from(side: Side, update_command: str) -> dict[str, Any]:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "git_revision": run.get("git_revision"),
             "run": {
-                k: run.get(k) for k in ("masks", "methods", "image_size", "device", "versions")
+                k: run.get(k)
+                for k in ("masks", "methods", "image_size", "device", "versions", "plugins")
+                if k in run or k != "plugins"
             },
         },
         "per_image": per_image,
@@ -638,7 +802,11 @@ def gate(
     update: bool = False,
     update_command: str | None = None,
 ) -> int:
-    """Compare (print the tables) and return the exit status; or rewrite the baseline."""
+    """Compare (print the tables) and return the exit status; or rewrite the baseline.
+
+    Whatever is not a regression never returns 1: problems with the inputs raise a
+    :class:`UsageError` (exit 2), see the module docstring.
+    """
     for name, value in (("--tolerance-db", tolerance_db), ("--tolerance-ssim", tolerance_ssim)):
         if not value >= 0:
             raise UsageError(f"{name} must be a number >= 0, got {value}")
@@ -653,18 +821,36 @@ def gate(
             f"(inpaint-bench {written['baseline']['version']}; {written['baseline']['command']})"
         )
         return 0
-    base_side = _load_for_gate(baseline, "baseline")
+    base_side = load_baseline(baseline, allow_missing)
+    check_complete_run(new_side)
     check_comparable(base_side, new_side)
     results = compare_sides(base_side, new_side, tolerance_db, tolerance_ssim)
-    lines, passed = summary_lines(results, tolerance_db, tolerance_ssim, allow_missing)
+    lines, status = summary_lines(results, tolerance_db, tolerance_ssim, allow_missing)
     print(render_comparison(results))
     print("\n".join(lines))
-    return 0 if passed else 1
+    return status
+
+
+def load_baseline(path: str | Path, allow_missing: bool = False) -> Side:
+    """The baseline side, refused (exit 2) when unusable, or empty or partial without
+    ``allow_missing``; an empty baseline (no entry at all) is refused even with it."""
+    side = _load_for_gate(path, "baseline")
+    gaps = baseline_gaps(side)
+    empty = not any(t["entries"] for t in side.leaderboard["tables"])
+    if gaps and (empty or not allow_missing):
+        shown = "; ".join(gaps[:3]) + (f"; and {len(gaps) - 3} more" if len(gaps) > 3 else "")
+        hint = "" if empty else " (or pass --allow-missing)"
+        raise UsageError(
+            f"baseline {str(path)!r} is {'empty' if empty else 'partial'}: {shown}; regenerate "
+            f"it with `python -m benchmark gate --update`{hint}"
+        )
+    return side
 
 
 def run(args: argparse.Namespace) -> int:
-    """``compare`` subcommand: exit 0 (pass), 1 (regression or missing entry)."""
-    return gate(
+    """``compare`` subcommand: exit 0 (pass), 1 (a regression) or 2 (cannot decide)."""
+    return fail_closed(
+        gate,
         args.baseline,
         args.new,
         args.tolerance_db,
@@ -672,3 +858,18 @@ def run(args: argparse.Namespace) -> int:
         args.allow_missing,
         args.update,
     )
+
+
+def fail_closed(function: Any, *args: Any, **kwargs: Any) -> int:
+    """Call ``function``; any error it raises becomes a one-line :class:`UsageError` (exit 2),
+    so that exit 1 only ever means a regression."""
+    try:
+        return function(*args, **kwargs)
+    except UsageError:
+        raise
+    except BenchmarkError as exc:  # a DataError would exit 1, the regression code
+        raise UsageError(str(exc)) from None
+    except RecursionError:
+        raise UsageError("an input file is nested too deeply to read") from None
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise UsageError(f"the gate could not run: {type(exc).__name__}: {exc}") from exc

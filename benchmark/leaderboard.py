@@ -1,18 +1,35 @@
 """Leaderboards: per-mask tables of methods ranked by mean PSNR, built from per-image records.
 
 ``leaderboard.json`` is the source of truth; the Markdown and console tables are rendered from it.
-Besides each method's means (95 % bootstrap CI, n), every table holds (format 2):
 
-- ``comparisons``: every pair of methods compared image by image (PSNR and SSIM differences
-  with a bootstrap CI and a Wilcoxon p-value; see :mod:`benchmark.significance`);
-- per entry, ``vs_leader`` (the method minus the leader, per image) and ``tied_with_leader``:
-  true when the paired Wilcoxon test on per-image PSNR against the leader gives ``p >= 0.05``,
-  i.e. the method is *not significantly different from the leader*; the tables mark it ``≈``;
-- ``buckets``: per mask-ratio bucket (0–10 %, 10–20 %, ...) each method's count and means.
+**A method never gains rank by failing.** Methods are ranked on the images that *every ranked
+method* completed (the table's ``common`` images), so a method that fails the hard images is
+measured on the same easy images as everyone else. Which methods are ranked: methods are taken
+in order of how many images they completed (the given method order breaks ties); each joins the
+ranking while the images completed by all methods taken so far still number at least
+``MIN_COMMON_FRACTION`` (half) of the table's images. A method that does not join (it completed
+no image, or so few that the common set would shrink below half) is listed *unranked* below the
+ranked ones, with its means over its own images and the reason. An entry that failed (or has not
+evaluated) any image is marked incomplete (``†``), and every entry's failures are shown beside
+the ranking: the count and the most frequent reason with its count.
+
+Per table (format 3): ``images`` (images evaluated by any method), ``common`` (``n`` and the
+ranked ``methods``), ``entries``, ``comparisons`` (every pair of ranked methods compared image
+by image on the common images: PSNR and SSIM differences with a bootstrap CI and a Wilcoxon
+p-value, see :mod:`benchmark.significance`), ``verdict`` (leader minus runner-up, or a tie),
+and ``buckets`` (NVIDIA mask-ratio bins, each method on its own images, with counts).
+
+Per entry: ``rank`` (``None`` when unranked), ``ranked``, ``complete``, ``n`` (images the
+method measured), ``failed``, ``failures`` (``[{"reason", "count"}]``, most frequent first),
+``metrics`` (means with 95 % bootstrap CIs over the common images when ranked, over its own
+images otherwise), ``own_metrics`` (always over its own images), ``images_per_s`` (method time
+only), ``vs_leader`` and ``tied_with_leader`` (paired Wilcoxon on common images: ``p >= 0.05``
+is *not significantly different from the leader*, marked ``≈``).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -29,15 +46,37 @@ from benchmark.significance import (
 )
 from benchmark.stats import bootstrap_indices, summarize
 
-#: Version of the leaderboard.json layout (2: comparisons, vs_leader, buckets, fingerprint).
-LEADERBOARD_FORMAT = 2
+#: Version of the leaderboard.json layout (3: ranking on common images, failures, verdict).
+LEADERBOARD_FORMAT = 3
+#: A method joins the ranking only while the common images stay at least this share of the
+#: table's images (see the module docstring).
+MIN_COMMON_FRACTION = 0.5
 #: Metrics shown with a confidence interval in the tables, in column order.
 TABLE_METRICS = ("psnr", "ssim", "hole_psnr", "hole_l1")
+#: How many distinct failure reasons an entry keeps.
+MAX_REASONS = 5
 #: Marker of methods not significantly different from the leader, and its footnote.
 TIED_MARK = "≈"
 TIED_NOTE = (
     f"{TIED_MARK} not significantly different from the leader "
-    f"(paired Wilcoxon signed-rank test on per-image PSNR, p ≥ {SIGNIFICANCE_LEVEL:g})"
+    f"(paired Wilcoxon signed-rank test on per-image PSNR over the common images, "
+    f"p ≥ {SIGNIFICANCE_LEVEL:g})"
+)
+#: Marker of entries that failed (or did not evaluate) some images, and its footnote.
+INCOMPLETE_MARK = "†"
+INCOMPLETE_NOTE = (
+    f"{INCOMPLETE_MARK} incomplete: failed some images (see 'failures'); ranked only on the "
+    "images every ranked method completed; its own means over all its images are in "
+    "leaderboard.json ('own_metrics')"
+)
+UNRANKED_NOTE = (
+    "unranked (–): completed no image, or too few for the ranking to keep at least "
+    f"{MIN_COMMON_FRACTION:.0%} of the images in common; means over its own images only, "
+    "not comparable with the ranked rows"
+)
+SPEED_NOTE = (
+    "method img/s: images per second of the method's own inpainting calls only (no data "
+    "loading, mask drawing, metrics or writing); the run's wall-clock rate is lower"
 )
 
 
@@ -47,12 +86,9 @@ def build_leaderboard(
     masks: Sequence[str],
     config: dict[str, Any],
 ) -> dict[str, Any]:
-    """Aggregate records into ``{"tables": [...]}``: one table per mask, methods by mean PSNR.
+    """Aggregate records into ``{"format", "config", "tables": [...]}``: one table per mask.
 
-    Each entry holds, per metric, the mean over the method's successful images with a 95 %
-    bootstrap CI, plus ``n`` (images measured), ``failed``, ``images_per_s``, ``fingerprint``,
-    ``vs_leader`` and ``tied_with_leader``; each table also holds ``comparisons`` (every pair
-    of methods) and ``buckets`` (mask-ratio buckets), see the module docstring.
+    See the module docstring for the ranking rule and the fields of tables and entries.
     """
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for record in records:
@@ -60,48 +96,157 @@ def build_leaderboard(
     from benchmark.metrics import all_metrics  # imports torch: only when building
 
     metric_names = [m.name for m in all_metrics()]
-    tables = []
-    for mask in masks:
-        entries = []
-        series = {}
-        for method in methods:
-            rows = grouped.get((mask, method), [])
-            ok = sorted((r for r in rows if r["status"] == STATUS_OK), key=lambda r: r["index"])
-            failed = [r for r in rows if r["status"] != STATUS_OK]
-            indices = bootstrap_indices(len(ok)) if len(ok) >= 2 else None
-            summaries = {
-                name: summarize(np.array([r[name] for r in ok], dtype=float), indices).__dict__
-                for name in metric_names
-            }
-            seconds = sum(r.get("seconds", 0.0) for r in rows)
-            fingerprints = sorted({str(r.get("fingerprint", "")) for r in rows})
-            series[method] = _series(ok, metric_names)
-            entries.append(
-                {
-                    "method": method,
-                    "fingerprint": fingerprints[0] if len(fingerprints) == 1 else None,
-                    "n": len(ok),
-                    "failed": len(failed),
-                    "failure_reasons": sorted({r["status"] for r in failed})[:5],
-                    "images_per_s": len(rows) / seconds if seconds > 0 else None,
-                    "metrics": summaries,
-                }
-            )
-        entries.sort(key=_rank_key)
-        for rank, entry in enumerate(entries, start=1):
-            entry["rank"] = rank
-        measured = [e["method"] for e in entries if e["n"]]
-        comparisons = pairwise_comparisons(series, measured)
-        _mark_leader_ties(entries, comparisons)
-        tables.append(
-            {
-                "mask": mask,
-                "entries": entries,
-                "comparisons": comparisons,
-                "buckets": ratio_buckets(series, [m for m in BUCKET_METRICS if m in metric_names]),
-            }
-        )
+    tables = [_build_table(mask, methods, grouped, metric_names) for mask in dict.fromkeys(masks)]
     return {"format": LEADERBOARD_FORMAT, "config": config, "tables": tables}
+
+
+def _build_table(
+    mask: str,
+    methods: Sequence[str],
+    grouped: dict[tuple[str, str], list[dict[str, Any]]],
+    metric_names: Sequence[str],
+) -> dict[str, Any]:
+    rows = {m: grouped.get((mask, m), []) for m in methods}
+    ok = {
+        m: sorted((r for r in rs if r["status"] == STATUS_OK), key=lambda r: int(r["index"]))
+        for m, rs in rows.items()
+    }
+    images = len({int(r["index"]) for rs in rows.values() for r in rs})
+    ranked, common = choose_ranked(
+        {m: {int(r["index"]) for r in ok[m]} for m in methods}, methods, images
+    )
+    common_indices = np.array(sorted(common), dtype=np.int64)
+    common_resamples = bootstrap_indices(len(common)) if len(common) >= 2 else None
+
+    entries, series = [], {}
+    for method in methods:
+        own = _summaries(ok[method], metric_names)
+        entry = _entry(method, rows[method], ok[method], own, images)
+        series[method] = _series(ok[method], metric_names)
+        if method in ranked:
+            entry["ranked"] = True
+            if len(common) == len(ok[method]):
+                entry["metrics"] = own  # the same images and resamples: the same numbers
+            else:
+                keep = np.isin(series[method]["index"], common_indices)
+                inside = [r for r, k in zip(ok[method], keep) if k]
+                entry["metrics"] = _summaries(inside, metric_names, common_resamples)
+        else:
+            entry["metrics"] = own
+            entry["unranked_reason"] = _unranked_reason(entry, images)
+        entries.append(entry)
+
+    order = {m: i for i, m in enumerate(methods)}
+    ranked_entries = sorted(
+        (e for e in entries if e["ranked"]),
+        # equal means: the method that completed more images first, then the given order
+        key=lambda e: (
+            -_finite_or(e["metrics"]["psnr"]["mean"], -np.inf),
+            -e["n"],
+            order[e["method"]],
+        ),
+    )
+    unranked_entries = [e for e in entries if not e["ranked"]]
+    for rank, entry in enumerate(ranked_entries, start=1):
+        entry["rank"] = rank
+    entries = ranked_entries + unranked_entries
+
+    on_common = {
+        m: {k: v[np.isin(series[m]["index"], common_indices)] for k, v in series[m].items()}
+        for m in ranked
+    }
+    comparisons = pairwise_comparisons(on_common, [e["method"] for e in ranked_entries])
+    _mark_leader_ties(entries, comparisons)
+    bucket_metrics = [m for m in BUCKET_METRICS if m in metric_names]
+    return {
+        "mask": mask,
+        "images": images,
+        "common": {"n": len(common), "methods": [e["method"] for e in ranked_entries]},
+        "entries": entries,
+        "comparisons": comparisons,
+        "verdict": _verdict(ranked_entries, comparisons),
+        "buckets": ratio_buckets(series, bucket_metrics) if "mask_ratio" in metric_names else [],
+    }
+
+
+def choose_ranked(
+    completed: dict[str, set[int]], methods: Sequence[str], images: int
+) -> tuple[list[str], set[int]]:
+    """The ranked methods and their common images (see the module docstring).
+
+    >>> choose_ranked({"a": {0, 1, 2, 3}, "b": {0, 1, 2}, "c": {3}}, ["a", "b", "c"], 4)
+    (['a', 'b'], {0, 1, 2})
+    """
+    order = sorted(methods, key=lambda m: -len(completed[m]))  # stable: given order breaks ties
+    ranked: list[str] = []
+    common: set[int] = set()
+    for method in order:
+        if not completed[method]:
+            break
+        candidate = set(completed[method]) if not ranked else common & completed[method]
+        if len(candidate) >= MIN_COMMON_FRACTION * images:
+            ranked.append(method)
+            common = candidate
+    return ranked, common
+
+
+def _entry(
+    method: str,
+    rows: list[dict[str, Any]],
+    ok: list[dict[str, Any]],
+    own: dict[str, dict[str, Any]],
+    images: int,
+) -> dict[str, Any]:
+    failed = [r for r in rows if r["status"] != STATUS_OK]
+    seconds = sum(float(r.get("seconds") or 0.0) for r in rows)
+    fingerprints = sorted({str(r.get("fingerprint", "")) for r in rows})
+    failures = failure_summary(failed)
+    return {
+        "method": method,
+        "fingerprint": fingerprints[0] if len(fingerprints) == 1 else None,
+        "rank": None,
+        "ranked": False,
+        "complete": len(ok) == images and not failed,
+        "n": len(ok),
+        "failed": len(failed),
+        "failures": failures,
+        "failure_reasons": [f["status"] for f in failures],
+        "images_per_s": len(rows) / seconds if seconds > 0 else None,
+        "metrics": own,
+        "own_metrics": own,
+        "unranked_reason": None,
+    }
+
+
+def failure_summary(failed: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``[{"reason", "count", "status"}]`` of failed records: most frequent first, then first
+    seen (by image index); ``reason`` is the status without its ``failed:`` prefix."""
+    by_index = sorted(failed, key=lambda r: int(r["index"]))
+    counts = Counter(str(r["status"]) for r in by_index)  # insertion order = first seen
+    return [
+        {"reason": _reason(k), "count": v, "status": k} for k, v in counts.most_common(MAX_REASONS)
+    ]
+
+
+def _reason(status: str) -> str:
+    return status.removeprefix("failed:").strip() or status
+
+
+def _unranked_reason(entry: dict[str, Any], images: int) -> str:
+    if entry["n"] == 0:
+        return "completed no image" if images else "not evaluated"
+    return f"completed {entry['n']} of {images} images: too few in common with the ranked methods"
+
+
+def _summaries(
+    ok: list[dict[str, Any]], metric_names: Sequence[str], indices: np.ndarray | None = None
+) -> dict[str, dict[str, Any]]:
+    if indices is None and len(ok) >= 2:
+        indices = bootstrap_indices(len(ok))
+    return {
+        name: summarize(np.array([r.get(name) for r in ok], dtype=float), indices).__dict__
+        for name in metric_names
+    }
 
 
 def _series(ok: list[dict[str, Any]], metric_names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -109,13 +254,17 @@ def _series(ok: list[dict[str, Any]], metric_names: Sequence[str]) -> dict[str, 
     wanted = {*PAIRED_METRICS, *BUCKET_METRICS, "mask_ratio"} & set(metric_names)
     series = {"index": np.array([int(r["index"]) for r in ok], dtype=np.int64)}
     for name in wanted:
-        series[name] = np.array([r[name] for r in ok], dtype=float)
+        series[name] = np.array([r.get(name) for r in ok], dtype=float)
     return series
+
+
+def _finite_or(value: Any, default: float) -> float:
+    return float(value) if value is not None and np.isfinite(value) else default
 
 
 def _mark_leader_ties(entries: list[dict[str, Any]], comparisons: list[dict[str, Any]]) -> None:
     """Set each entry's ``vs_leader`` (method minus leader) and ``tied_with_leader``."""
-    leader = entries[0]["method"] if entries and entries[0]["n"] else None
+    leader = entries[0]["method"] if entries and entries[0]["ranked"] else None
     against = {c["b"]: c for c in comparisons if c["a"] == leader}
     for entry in entries:
         comparison = against.get(entry["method"])
@@ -139,11 +288,25 @@ def _mark_leader_ties(entries: list[dict[str, Any]], comparisons: list[dict[str,
             entry["tied_with_leader"] = bool(p >= SIGNIFICANCE_LEVEL)
 
 
-def _rank_key(entry: dict[str, Any]) -> tuple[int, float]:
-    mean = entry["metrics"]["psnr"]["mean"]
-    return (0, -mean) if entry["n"] and np.isfinite(mean) else (1, 0.0)
+def _verdict(
+    ranked: list[dict[str, Any]], comparisons: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """Leader versus runner-up: PSNR difference (leader − runner-up) on the common images."""
+    if len(ranked) < 2:
+        return None
+    leader, runner_up = ranked[0]["method"], ranked[1]["method"]
+    pair = next(c for c in comparisons if c["a"] == leader and c["b"] == runner_up)
+    p = pair["psnr"]["p_value"]
+    return {
+        "leader": leader,
+        "runner_up": runner_up,
+        "n": pair["n"],
+        "psnr": pair["psnr"],
+        "tied": not (p is not None and np.isfinite(p) and p < SIGNIFICANCE_LEVEL),
+    }
 
 
+# -- rendering --------------------------------------------------------------------------------
 def _cell(summary: dict[str, Any], decimals: int) -> str:
     if not summary or summary.get("n", 0) == 0 or summary.get("mean") is None:
         return "—"
@@ -151,36 +314,128 @@ def _cell(summary: dict[str, Any], decimals: int) -> str:
     return f"{summary['mean']:.{decimals}f} ± {half:.{decimals}f}"
 
 
-def table_rows(table: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    """Header and rows of one mask's table (mean ± half-width of the 95 % CI)."""
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def first_failure(entry: dict[str, Any], width: int = 48) -> str:
+    """``"reason ×count"`` of an entry's most frequent failure (``""`` when none)."""
+    failures = entry.get("failures")
+    if failures is None:  # format 2: reasons without counts
+        reasons = entry.get("failure_reasons") or []
+        return _short(_reason(reasons[0]), width) if reasons else ""
+    if not failures:
+        return ""
+    top = failures[0]
+    more = f" (+{len(failures) - 1} more)" if len(failures) > 1 else ""
+    return f"{_short(top['reason'], width)} ×{top['count']}{more}"
+
+
+def _is_ranked(entry: dict[str, Any]) -> bool:
+    return entry.get("ranked", bool(entry.get("n")))  # format 2: every measured entry ranked
+
+
+def _is_incomplete(entry: dict[str, Any]) -> bool:
+    if "complete" in entry:
+        return not entry["complete"]
+    return bool(entry.get("failed"))
+
+
+def table_rows(table: dict[str, Any], reason_width: int = 32) -> tuple[list[str], list[list[Any]]]:
+    """Header and rows of one mask's table (mean ± half-width of the 95 % CI).
+
+    Ranked entries first (rank, ``≈`` tied with the leader, ``†`` incomplete), unranked ones
+    below with ``–`` as rank; ``failed`` (and, when any entry failed, ``first failure``)
+    sit beside the ranking.
+    """
     from benchmark.metrics import all_metrics
 
     metrics = {m.name: m for m in all_metrics()}
     shown = [metrics[name] for name in TABLE_METRICS if name in metrics]
     arrow = {True: " ↑", False: " ↓", None: ""}
     header = ["#", "method", *(m.label + arrow[m.higher_is_better] for m in shown)]
-    header += ["mask ratio", "n", "failed", "img/s"]
+    with_reasons = any(e.get("failed") for e in table["entries"])
+    header += ["mask ratio", "n", "failed", *(["first failure"] if with_reasons else [])]
+    header += ["method img/s"]
     rows = []
     for entry in table["entries"]:
         ratio = entry["metrics"].get("mask_ratio", {}).get("mean")
-        speed = entry["images_per_s"]
-        tied = f" {TIED_MARK}" if entry.get("tied_with_leader") else ""
+        speed = entry.get("images_per_s")
+        marks = f" {TIED_MARK}" if entry.get("tied_with_leader") else ""
+        marks += f" {INCOMPLETE_MARK}" if _is_incomplete(entry) else ""
+        n = (entry["metrics"].get("psnr") or {}).get("n", entry.get("n", 0))
         rows.append(
             [
-                entry["rank"],
-                entry["method"] + tied,
+                entry.get("rank") if _is_ranked(entry) else "–",
+                entry["method"] + marks,
                 *(_cell(entry["metrics"].get(m.name, {}), m.decimals) for m in shown),
-                f"{ratio:.3f}" if ratio is not None and entry["n"] else "—",
-                entry["n"],
-                entry["failed"],
+                f"{ratio:.3f}" if ratio is not None and n else "—",
+                n,
+                entry.get("failed", 0),
+                *([first_failure(entry, reason_width) or "—"] if with_reasons else []),
                 f"{speed:,.0f}" if speed else "—",
             ]
         )
     return header, rows
 
 
+def ranking_line(table: dict[str, Any]) -> str:
+    """What the ranking of a table is computed on."""
+    common, images = table.get("common"), table.get("images")
+    if common is None:  # format 2
+        return "ranked on each method's own images (leaderboard format 2)"
+    if not common["methods"]:
+        return f"no ranking: no method completed at least {MIN_COMMON_FRACTION:.0%} of the images"
+    return f"ranked on the {common['n']} of {images} images that every ranked method completed"
+
+
+def verdict_line(table: dict[str, Any]) -> str:
+    """``verdict: A leads B by +0.42 dB PSNR (95 % CI ..., p ...)`` or ``≈ tie``."""
+    verdict = table.get("verdict")
+    ranked = (table.get("common") or {}).get("methods") or []
+    if verdict is None:
+        if len(ranked) == 1:
+            return f"verdict: {ranked[0]} is the only ranked method"
+        return "verdict: fewer than two ranked methods, nothing to compare"
+    d = verdict["psnr"]
+    numbers = (
+        f"Δ PSNR {d['mean']:+.2f} dB (95 % CI {d['ci_low']:+.2f} to {d['ci_high']:+.2f}, "
+        f"p {format_p(d['p_value'])}, {verdict['n']} images)"
+    )
+    leader, runner_up = verdict["leader"], verdict["runner_up"]
+    if verdict["tied"]:
+        return f"verdict: {TIED_MARK} tie between {leader} and {runner_up}: {numbers}"
+    return f"verdict: {leader} leads {runner_up}: {numbers}"
+
+
+def format_p(value: float | None) -> str:
+    """``"< 1e-4"`` or ``"= 0.0312"``."""
+    if value is None or not np.isfinite(value):
+        return "= n/a"
+    return "< 1e-4" if value < 1e-4 else f"= {value:.4f}"
+
+
+def notes(table: dict[str, Any]) -> list[str]:
+    """Footnotes a table needs (only the markers it uses), the verdict, and the speed note."""
+    lines = []
+    if _has_ties(table):
+        lines.append(TIED_NOTE)
+    if any(_is_incomplete(e) for e in table["entries"]):
+        lines.append(INCOMPLETE_NOTE)
+    unranked = [e for e in table["entries"] if not _is_ranked(e)]
+    if unranked:
+        lines.append(UNRANKED_NOTE)
+        for entry in unranked:
+            reason = entry.get("unranked_reason") or "completed no image"
+            lines.append(f"  {entry['method']}: {reason}")
+    if "common" in table:  # format 3 on: format 2 has no verdict
+        lines.append(verdict_line(table))
+    lines.append(SPEED_NOTE)
+    return lines
+
+
 def render_markdown(leaderboard: dict[str, Any]) -> str:
-    """The leaderboard as Markdown: one section and table per mask type."""
+    """The leaderboard as Markdown: one section and table per mask type, with buckets."""
     config = leaderboard.get("config", {})
     lines = ["# Leaderboard", ""]
     if config:
@@ -190,15 +445,16 @@ def render_markdown(leaderboard: dict[str, Any]) -> str:
             "",
         ]
     for table in leaderboard["tables"]:
-        header, rows = table_rows(table)
-        lines += [f"## Mask `{table['mask']}`", ""]
+        header, rows = table_rows(table, reason_width=80)
+        lines += [f"## Mask `{table['mask']}`", "", ranking_line(table) + ".", ""]
         lines += [tabulate(rows, headers=header, tablefmt="github", disable_numparse=True), ""]
-        if _has_ties(table):
-            lines += [TIED_NOTE, ""]
+        lines += [line.strip() + "  " for line in notes(table)] + [""]
         bucket_header, buckets = bucket_rows(table)
         if buckets:
-            lines += [f"Mean PSNR (dB) by mask ratio, mask `{table['mask']}`:", ""]
             lines += [
+                f"Mean PSNR (dB) by mask ratio (NVIDIA bins, each method on its own images; "
+                f"a count in brackets differs from the bin's n), mask `{table['mask']}`:",
+                "",
                 tabulate(buckets, headers=bucket_header, tablefmt="github", disable_numparse=True),
                 "",
             ]
@@ -232,14 +488,58 @@ def bucket_rows(
     return header, rows
 
 
-def render_console(leaderboard: dict[str, Any]) -> str:
-    """The leaderboard as plain-text tables for the terminal."""
+def render_console(leaderboard: dict[str, Any], buckets: bool = False) -> str:
+    """The leaderboard as plain-text tables for the terminal (``buckets``: per-bin tables too)."""
     parts = []
     for table in leaderboard["tables"]:
         header, rows = table_rows(table)
         parts.append(f"mask: {table['mask']}")
+        parts.append(ranking_line(table))
         parts.append(tabulate(rows, headers=header, tablefmt="simple", disable_numparse=True))
-        if _has_ties(table):
-            parts.append(TIED_NOTE)
+        parts += notes(table)
+        if buckets:
+            bucket_header, bucket_table = bucket_rows(table)
+            if bucket_table:
+                parts.append("")
+                parts.append(
+                    f"mask: {table['mask']}: mean PSNR (dB) by mask ratio (NVIDIA bins; "
+                    "n = images in the bin, a count in brackets = that method's own count)"
+                )
+                parts.append(
+                    tabulate(
+                        bucket_table, headers=bucket_header, tablefmt="simple",
+                        disable_numparse=True,
+                    )
+                )  # fmt: skip
         parts.append("")
     return "\n".join(parts)
+
+
+def failure_lines(leaderboard: dict[str, Any], records_path: Any = "records.jsonl") -> list[str]:
+    """Warning lines for the console: total failed images, then per entry the count and the
+    most frequent reason with its count (empty when nothing failed)."""
+    lines = []
+    for table in leaderboard["tables"]:
+        for entry in table["entries"]:
+            if entry.get("failed"):
+                images = table.get("images") or entry["n"] + entry["failed"]
+                lines.append(
+                    f"  {entry['method']} / {table['mask']}: {entry['failed']} of {images} "
+                    f"failed; first reason: {first_failure(entry, 120)}"
+                )
+    if not lines:
+        return []
+    total = sum(e.get("failed", 0) for t in leaderboard["tables"] for e in t["entries"])
+    return [
+        f"warning: {total} image evaluations failed (see 'failed' column and {records_path}):",
+        *lines,
+    ]
+
+
+def run_summary(computed: int, reused: int, seconds: float, run_dir: Any) -> str:
+    """The line under the tables: records computed and reused, wall-clock time and rate."""
+    rate = f", {computed / seconds:,.0f} evaluations/s" if computed and seconds > 0 else ""
+    return (
+        f"{computed} records computed, {reused} reused in {seconds:.1f} s wall clock{rate} "
+        f"(everything: data, masks, methods, metrics, files); results in {run_dir}"
+    )

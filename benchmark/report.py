@@ -2,9 +2,14 @@
 
 The file embeds everything (PNG images as ``data:`` URIs, inline CSS, no scripts, no links to
 other files or sites), so it opens offline and can be mailed or attached to a CI job. It shows
-the leaderboard tables (``≈`` = not significantly different from the leader), sample grids,
-PSNR versus mask ratio (matplotlib), the mask-ratio buckets, the paired comparisons of every
-two methods, the time per image, and the run's configuration and versions (``run.json``).
+the leaderboard tables exactly as ranked in ``leaderboard.json`` (on the images every ranked
+method completed; ``≈`` = not significantly different from the leader, ``†`` = incomplete,
+``–`` = unranked, failures beside the ranking, the verdict line), sample grids, PSNR versus mask
+ratio over the same NVIDIA bins as the bucket tables (matplotlib), the mask-ratio buckets, the
+paired comparisons of the ranked methods, the method time per image, each method's parameters
+and fingerprint (code and weights hash), and the run's configuration and versions
+(``run.json``) as readable values. Every method keeps one colour throughout (plot, legend,
+tables, grids), in the run's method order, and grid columns follow that order for every mask.
 
 **Sample grids** show the same fixed images for every mask type: the first ``--samples``
 indices (default 8) with original, masked input (holes magenta) and every method's result, so
@@ -28,13 +33,18 @@ from typing import Any
 import numpy as np
 
 from benchmark.errors import DataError
-from benchmark.leaderboard import TIED_MARK, TIED_NOTE, bucket_rows, table_rows
+from benchmark.leaderboard import TIED_MARK, bucket_rows, notes, ranking_line, table_rows
 from benchmark.records import read_json, write_atomic
-from benchmark.significance import BUCKET_METRICS, ratio_buckets
+from benchmark.significance import BUCKET_EDGES, BUCKET_METRICS, ratio_buckets
 
 DEFAULT_SAMPLES = 8
-#: Quantile bins of mask ratio in the PSNR-versus-mask-ratio plot.
-PLOT_BINS = 10
+#: Colours of the methods, in the run's method order (matplotlib's tab10, then tab20's light
+#: halves); the same method has the same colour everywhere in the report.
+PALETTE = (
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+    "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5",
+)  # fmt: skip
 #: Colour of hole pixels in the "masked input" column (RGB).
 HOLE_RGB = (255, 0, 255)
 
@@ -59,6 +69,9 @@ tr.tied td { background: #f3f8ff; }
 .grid img { width: 80px; height: 80px; image-rendering: pixelated; display: block;
             margin: 0 auto; }
 .warn { color: #b3261e; } nav a { margin-right: 12px; }
+.swatch { display: inline-block; width: 10px; height: 10px; border-radius: 2px;
+          margin-right: 5px; vertical-align: baseline; }
+.legend span { margin-right: 14px; white-space: nowrap; }
 dl { display: grid; grid-template-columns: max-content auto; gap: 2px 16px; }
 dt { font-weight: 600; } dd { margin: 0; font-family: ui-monospace, monospace; font-size: 13px; }
 """
@@ -99,19 +112,42 @@ def _img(png: bytes | None, title: str) -> str:
     return f'<td><img src="{png_data_uri(png)}" alt="{_e(title)}" title="{_e(title)}"></td>'
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], left: int = 2) -> str:
-    """An HTML table; the first ``left`` columns are left-aligned."""
+def _table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    left: int = 2,
+    colours: dict[str, str] | None = None,
+    colour_header: bool = False,
+    name_column: int = 1,
+) -> str:
+    """An HTML table; the first ``left`` columns are left-aligned. With ``colours``, a cell of
+    column ``name_column`` (or, with ``colour_header``, a header) naming a method gets its
+    swatch."""
+    colours = colours or {}
+
+    def label(text: Any) -> str:
+        name = str(text).split(" ")[0]
+        if name in colours:
+            return _swatch(colours[name]) + _e(text)
+        return _e(text)
+
     head = "".join(
-        f'<th class="{"l" if i < left else ""}">{_e(h)}</th>' for i, h in enumerate(header)
+        f'<th class="{"l" if i < left else ""}">{label(h) if colour_header else _e(h)}</th>'
+        for i, h in enumerate(header)
     )
     body = []
     for row in rows:
         tied = any(TIED_MARK in str(c) for c in row[:left])
         cells = "".join(
-            f'<td class="{"l" if i < left else ""}">{_e(c)}</td>' for i, c in enumerate(row)
+            f'<td class="{"l" if i < left else ""}">{label(c) if i == name_column else _e(c)}</td>'
+            for i, c in enumerate(row)
         )
         body.append(f'<tr class="{"tied" if tied else ""}">{cells}</tr>')
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _swatch(colour: str) -> str:
+    return f'<span class="swatch" style="background:{_e(colour)}"></span>'
 
 
 def _fmt(value: float | None, decimals: int, sign: bool = False) -> str:
@@ -160,6 +196,20 @@ class Run:
     def images(self) -> int:
         count = (self.leaderboard.get("config") or {}).get("images") or self.info.get("images")
         return int(count or 0)
+
+    @property
+    def methods(self) -> list[str]:
+        """Every method of the run in the run's own order (not a table's ranking)."""
+        described = self.info.get("methods")
+        order = list(described) if isinstance(described, dict) else []
+        for table in self.leaderboard["tables"]:
+            order += [e["method"] for e in table["entries"]]
+        return list(dict.fromkeys(order))
+
+    @property
+    def colours(self) -> dict[str, str]:
+        """One colour per method for the whole report."""
+        return {m: PALETTE[i % len(PALETTE)] for i, m in enumerate(self.methods)}
 
 
 # -- sample grids -----------------------------------------------------------------------------
@@ -268,7 +318,10 @@ def sample_grid(run: Run, mask: str, methods: Sequence[str], samples: int) -> st
                 f"be recomputed here: {_e(type(exc).__name__)}: {_e(exc)}</p>"
             )
     columns = ["original", "masked input", *methods]
-    head = "<th></th>" + "".join(f"<th>{_e(c)}</th>" for c in columns)
+    colours = run.colours
+    head = "<th></th>" + "".join(
+        f"<th>{_swatch(colours[c]) if c in colours else ''}{_e(c)}</th>" for c in columns
+    )
     rows = []
     for index in indices:
         row = cells[index]
@@ -285,48 +338,91 @@ def sample_grid(run: Run, mask: str, methods: Sequence[str], samples: int) -> st
 
 
 # -- plot -------------------------------------------------------------------------------------
+def _methods_of(table: dict[str, Any]) -> set[str]:
+    return {e["method"] for e in table["entries"]}
+
+
+def _plot_buckets(run: Run, table: dict[str, Any]) -> list[dict[str, Any]]:
+    """The table's buckets (NVIDIA bins), recomputed from the records for older leaderboards."""
+    buckets = table.get("buckets") or []
+    if buckets and len(buckets) == len(BUCKET_EDGES) - 1:
+        return buckets
+    series = {
+        e["method"]: run.series[(table["mask"], e["method"])]
+        for e in table["entries"]
+        if (table["mask"], e["method"]) in run.series
+    }
+    return ratio_buckets(series, BUCKET_METRICS) if series else []
+
+
+def plot_data(run: Run) -> list[tuple[str, list[str], dict[str, list[float]]]]:
+    """Per mask: the bin labels (the bucket bins) and each method's mean PSNR per bin (NaN where
+    it measured no image), methods in the run's order."""
+    data = []
+    for table in run.leaderboard["tables"]:
+        buckets = _plot_buckets(run, table)
+        if not buckets:
+            continue
+        lines = {}
+        for method in (m for m in run.methods if m in _methods_of(table)):
+            per = [b["methods"].get(method, {}) for b in buckets]
+            y = [
+                float(c["psnr"]) if c.get("n") and c.get("psnr") is not None else np.nan
+                for c in per
+            ]
+            if np.isfinite(y).any():
+                lines[method] = y
+        data.append((table["mask"], [b["label"] for b in buckets], lines))
+    return data
+
+
 def psnr_vs_ratio_plot(run: Run) -> str | None:
-    """PNG data URI: mean PSNR per quantile bin of mask ratio, one line per method and mask."""
-    tables = [
-        t
-        for t in run.leaderboard["tables"]
-        if any((t["mask"], e["method"]) in run.series for e in t["entries"])
-    ]
-    if not tables:
+    """PNG data URI of :func:`plot_data`: one panel per mask, each method in its report colour,
+    one legend for the whole figure."""
+    panels = plot_data(run)
+    if not panels:
         return None
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
+    colours = run.colours
     fig, axes = plt.subplots(
-        1, len(tables), figsize=(5.5 * len(tables), 4), squeeze=False, sharey=True
+        1, len(panels), figsize=(5.5 * len(panels), 4.2), squeeze=False, sharey=True
     )
-    for ax, table in zip(axes[0], tables):
-        for entry in table["entries"]:
-            s = run.series.get((table["mask"], entry["method"]))
-            if s is None or len(s["index"]) < 2:
-                continue
-            order = np.argsort(s["mask_ratio"], kind="stable")
-            bins = np.array_split(order, min(PLOT_BINS, len(order)))
-            x = [s["mask_ratio"][b].mean() * 100 for b in bins if len(b)]
-            y = [s["psnr"][b].mean() for b in bins if len(b)]
-            ax.plot(x, y, marker="o", markersize=3, linewidth=1.5, label=entry["method"])
-        ax.set_title(f"mask {table['mask']}")
-        ax.set_xlabel("mask ratio (% of pixels in the hole)")
+    for ax, (mask, labels, lines) in zip(axes[0], panels):
+        for method, y in lines.items():
+            ax.plot(range(len(y)), y, marker="o", markersize=3, linewidth=1.5,
+                    color=colours[method])  # fmt: skip
+        ax.set_xticks(range(len(labels)), labels)
+        ax.tick_params(axis="x", labelrotation=45, labelsize=8)
+        ax.set_title(f"mask {mask}")
+        ax.set_xlabel("mask ratio (share of pixels in the hole)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("mean PSNR (dB)")
-    axes[0][-1].legend(fontsize=8, loc="upper right")
-    fig.tight_layout()
+    handles = [
+        Line2D([], [], color=colours[m], marker="o", markersize=3, label=m) for m in run.methods
+    ]
+    fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 8), fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.9))
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)
     return png_data_uri(buffer.getvalue())
 
 
+def legend_html(run: Run) -> str:
+    """The report's one legend: each method with its colour, in the run's order."""
+    items = "".join(f"<span>{_swatch(c)}{_e(m)}</span>" for m, c in run.colours.items())
+    return f'<p class="legend">{items}</p>'
+
+
 # -- sections ---------------------------------------------------------------------------------
-def leaderboard_section(table: dict[str, Any]) -> str:
-    header, rows = table_rows(table)
+def leaderboard_section(run: Run, table: dict[str, Any]) -> str:
+    """The table as ranked in leaderboard.json, with the difference to the leader and notes."""
+    header, rows = table_rows(table, reason_width=60)
     header = [*header, "Δ PSNR vs leader", "p"]
     full = []
     for entry, row in zip(table["entries"], rows):
@@ -335,27 +431,21 @@ def leaderboard_section(table: dict[str, Any]) -> str:
         if vs:
             delta += f" [{_fmt(vs.get('ci_low'), 2, True)}, {_fmt(vs.get('ci_high'), 2, True)}]"
         full.append([*row, delta if vs else "—", _p(vs.get("p_value")) if vs else "—"])
-    note = (
-        f'<p class="note">{_e(TIED_NOTE)}</p>'
-        if any(e.get("tied_with_leader") for e in table["entries"])
-        else ""
-    )
-    return _table(header, full) + note
+    lines = "".join(f'<p class="note">{_e(line.strip())}</p>' for line in notes(table))
+    basis = f'<p class="note">{_e(ranking_line(table))}.</p>'
+    return basis + _table(header, full, colours=run.colours) + lines
 
 
 def buckets_section(run: Run, table: dict[str, Any]) -> str:
-    if "buckets" not in table:  # a format-1 leaderboard: compute them from the records
-        series = {
-            e["method"]: run.series[(table["mask"], e["method"])]
-            for e in table["entries"]
-            if (table["mask"], e["method"]) in run.series
-        }
-        table = {**table, "buckets": ratio_buckets(series, BUCKET_METRICS)}
+    table = {**table, "buckets": _plot_buckets(run, table)}
     parts = []
     for metric, label, decimals in (("psnr", "PSNR (dB)", 2), ("ssim", "SSIM", 4)):
         header, rows = bucket_rows(table, metric, decimals)
         if rows:
-            parts.append(f"<h4>Mean {label} by mask ratio</h4>" + _table(header, rows, left=1))
+            parts.append(
+                f"<h4>Mean {label} by mask ratio</h4>"
+                + _table(header, rows, left=1, colours=run.colours, colour_header=True)
+            )
     return "".join(parts) or '<p class="muted">No per-image data.</p>'
 
 
@@ -380,9 +470,8 @@ def comparisons_section(table: dict[str, Any]) -> str:
 
 def timing_section(run: Run) -> str:
     tables = run.leaderboard["tables"]
-    methods = list(dict.fromkeys(e["method"] for t in tables for e in t["entries"]))
     rows = []
-    for method in methods:
+    for method in run.methods:
         row = [method]
         for t in tables:
             entry = next((e for e in t["entries"] if e["method"] == method), None)
@@ -391,14 +480,55 @@ def timing_section(run: Run) -> str:
         rows.append(row)
     workers, device = run.config.get("workers"), run.info.get("device", "?")
     note = (
-        f'<p class="note">Wall-clock milliseconds per image, measured per batch '
-        f"({_e(workers)} worker threads for CPU-only methods; device {_e(device)}).</p>"
+        f'<p class="note">Method time per image in milliseconds: the method\'s own inpainting '
+        f"calls, measured per batch ({_e(workers)} worker threads for CPU-only methods; device "
+        f"{_e(device)}). Data loading, mask drawing, metrics and writing are not included, so "
+        "the run's wall-clock time per image is higher.</p>"
     )
-    return note + _table(["method", *(f"ms/img, {t['mask']}" for t in tables)], rows, left=1)
+    header = ["method", *(f"ms/img, {t['mask']}" for t in tables)]
+    return note + _table(header, rows, left=1, colours=run.colours, name_column=0)
+
+
+def readable(value: Any) -> str:
+    """A configuration value as a person writes it: lists comma-separated, no JSON quoting."""
+    if value is None:
+        return "— (default)"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(readable(v) for v in value) or "—"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={readable(v)}" for k, v in value.items()) or "—"
+    return str(value)
 
 
 def _dl(items: dict[str, Any]) -> str:
-    return "<dl>" + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items.items()) + "</dl>"
+    return (
+        "<dl>"
+        + "".join(f"<dt>{_e(k)}</dt><dd>{_e(readable(v))}</dd>" for k, v in items.items())
+        + "</dl>"
+    )
+
+
+def methods_section(run: Run) -> str:
+    """Each method with its colour, parameters and fingerprint (code hash and weights hash)."""
+    described = run.info.get("methods") if isinstance(run.info.get("methods"), dict) else {}
+    fingerprints: dict[str, set[str]] = {}
+    for table in run.leaderboard["tables"]:
+        for entry in table["entries"]:
+            if entry.get("fingerprint"):
+                fingerprints.setdefault(entry["method"], set()).add(str(entry["fingerprint"]))
+    rows = []
+    for method in run.methods:
+        parameters = (described.get(method) or {}).get("parameters") or {}
+        found = sorted(fingerprints.get(method, set()))
+        rows.append([method, readable(parameters), "; ".join(found) or "—"])
+    note = (
+        '<p class="note">The fingerprint identifies the exact method version measured: its code '
+        "hash and, for learned methods, the hash of the weights file.</p>"
+    )
+    header = ["method", "parameters", "fingerprint"]
+    return note + _table(header, rows, left=3, colours=run.colours, name_column=0)
 
 
 def configuration_section(run: Run) -> str:
@@ -414,20 +544,21 @@ def configuration_section(run: Run) -> str:
         "device": info.get("device"),
         "git revision": info.get("git_revision"),
     }
-    config = {k: v for k, v in (info.get("config") or {}).items()}
+    config = dict(info.get("config") or {}) if isinstance(info.get("config"), dict) else {}
+    masks = info.get("masks") if isinstance(info.get("masks"), dict) else {}
     params = {
-        f"{kind[:-1]} {name}": ", ".join(f"{k}={v}" for k, v in (d.get("parameters") or {}).items())
-        or "—"
-        for kind in ("methods", "masks")
-        for name, d in (info.get(kind) or {}).items()
+        f"mask {name}": readable((d or {}).get("parameters") or {}) for name, d in masks.items()
     }
+    plugins = info.get("plugins") if isinstance(info.get("plugins"), dict) else {}
+    plugin_items = {name: readable(d) for name, d in plugins.items()}
     return (
         "<h3>Run</h3>"
         + _dl(general)
         + "<h3>Configuration</h3>"
         + _dl(config)
-        + "<h3>Parameters</h3>"
+        + "<h3>Mask parameters</h3>"
         + _dl(params)
+        + ("<h3>Plug-ins</h3>" + _dl(plugin_items) if plugin_items else "")
         + "<h3>Versions</h3>"
         + _dl(info.get("versions") or {})
     )
@@ -443,21 +574,28 @@ def build_report(run_dir: str | Path, samples: int = DEFAULT_SAMPLES) -> str:
     sections: list[tuple[str, str, str]] = []  # (anchor, heading, html)
 
     boards = "".join(
-        f"<h3>Mask <code>{_e(t['mask'])}</code></h3>{leaderboard_section(t)}" for t in tables
+        f"<h3>Mask <code>{_e(t['mask'])}</code></h3>{leaderboard_section(run, t)}" for t in tables
     )
     sections.append(("leaderboard", "Leaderboards", boards))
     grids = "".join(
         f"<h3>Mask <code>{_e(t['mask'])}</code></h3>"
-        + sample_grid(run, t["mask"], [e["method"] for e in t["entries"]], samples)
+        + sample_grid(run, t["mask"], [m for m in run.methods if m in _methods_of(t)], samples)
         for t in tables
     )
     sections.append(("samples", "Sample images", grids))
     plot = psnr_vs_ratio_plot(run)
-    plot_html = (
-        f'<p class="note">Mean PSNR over equal-count bins ({PLOT_BINS}) of mask ratio.</p>'
+    plot_html = legend_html(run)
+    if not run.series:
+        plot_html += (
+            '<p class="muted">No records.jsonl in the run directory: no per-image data; the '
+            "plot and the buckets come from leaderboard.json.</p>"
+        )
+    plot_html += (
+        '<p class="note">Mean PSNR per mask-ratio bin (the NVIDIA bins of the bucket tables), '
+        "each method on its own images (see the counts in the bucket tables).</p>"
         f'<img src="{plot}" alt="PSNR versus mask ratio" style="max-width:100%">'
         if plot
-        else '<p class="muted">No records.jsonl in the run directory: no per-image data.</p>'
+        else '<p class="muted">No mask-ratio buckets in this run.</p>'
     )
     sections.append(("ratio", "PSNR versus mask ratio", plot_html))
     buckets = "".join(
@@ -473,6 +611,7 @@ def build_report(run_dir: str | Path, samples: int = DEFAULT_SAMPLES) -> str:
     )
     sections.append(("pairs", "Paired comparisons", pairs))
     sections.append(("time", "Time per image", timing_section(run)))
+    sections.append(("methods", "Methods and fingerprints", methods_section(run)))
     sections.append(("config", "Configuration and versions", configuration_section(run)))
 
     nav = "".join(f'<a href="#{a}">{_e(h)}</a>' for a, h, _ in sections)

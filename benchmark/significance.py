@@ -7,9 +7,11 @@ resamples over images) and the two-sided p-value of the Wilcoxon signed-rank tes
 (``scipy.stats.wilcoxon``, zero differences dropped, as Wilcoxon did; all differences zero
 gives p = 1). A difference is called *significant* when ``p < 0.05``.
 
-Mask-ratio buckets follow the convention of irregular-mask benchmarks: images are grouped by
-the fraction of hole pixels in ``[0, 10 %)``, ``[10 %, 20 %)``, ... ``[90 %, 100 %]``, and each
-method's mean metrics are reported per bucket with the image count.
+Mask-ratio buckets are the bins of the NVIDIA irregular-mask protocol (Liu et al. 2018):
+``[0, 1 %]``, ``(1 %, 10 %]``, ``(10 %, 20 %]``, ... ``(50 %, 60 %]``, plus ``(60 %, 100 %]``
+(closed on the right, like the published bins). Each method's mean metrics are reported per
+bucket over **its own** successful images, with the image count, so a bucket shows both how a
+method does at that hole size and how many images it completed there.
 
 >>> a = {"index": np.arange(4), "psnr": np.array([30.0, 31.0, 32.0, 33.0])}
 >>> b = {"index": np.arange(1, 5), "psnr": np.array([30.0, 31.0, 32.0, 40.0])}
@@ -20,7 +22,6 @@ method's mean metrics are reported per bucket with the image count.
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -34,8 +35,12 @@ from benchmark.stats import bootstrap_indices, summarize
 SIGNIFICANCE_LEVEL = 0.05
 #: Metrics compared image by image between methods (higher is better for both).
 PAIRED_METRICS = ("psnr", "ssim")
-#: Width of a mask-ratio bucket (fraction of hole pixels).
-BUCKET_WIDTH = 0.1
+#: Edges of the mask-ratio buckets (fraction of hole pixels): the NVIDIA irregular-mask bins,
+#: ``[0, 0.01]``, ``(0.01, 0.1]``, ``(0.1, 0.2]``, ..., ``(0.5, 0.6]``, ``(0.6, 1]``.
+BUCKET_EDGES = (0.0, 0.01, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 1.0)
+#: Ratios are rounded to this many decimals before binning: a ratio stored from float32
+#: (0.1 as 0.10000000149) stays in the bin its exact pixel fraction belongs to.
+RATIO_DECIMALS = 7
 #: Metrics averaged per bucket.
 BUCKET_METRICS = ("psnr", "ssim", "hole_psnr")
 
@@ -155,52 +160,48 @@ def pairwise_comparisons(
     return comparisons
 
 
-def bucket_of(ratio: np.ndarray, width: float = BUCKET_WIDTH) -> np.ndarray:
-    """Bucket number of each mask ratio: ``[k·width, (k+1)·width)``, the last one closed.
+def bucket_of(ratio: np.ndarray, edges: Sequence[float] = BUCKET_EDGES) -> np.ndarray:
+    """Bucket number of each mask ratio: bucket 0 is ``[edges[0], edges[1]]``, bucket ``k``
+    is ``(edges[k], edges[k + 1]]``; values outside the edges go to the first or last bucket.
 
-    >>> bucket_of(np.array([0.0, 0.05, 0.1, 0.299, 0.3, 1.0])).tolist()
-    [0, 0, 1, 2, 3, 9]
+    >>> bucket_of(np.array([0.0, 0.01, 0.0101, 0.1, 0.10000000149, 0.35, 0.6, 0.61, 1.0])).tolist()
+    [0, 0, 1, 1, 1, 4, 6, 7, 7]
     """
-    count = math.ceil(round(1 / width, 9))
-    # the tiny epsilon puts ratios that are multiples of width (0.3 = 0.29999...) in the upper one
-    return np.clip(
-        np.floor(np.asarray(ratio, dtype=np.float64) / width + 1e-9), 0, count - 1
-    ).astype(int)
+    rounded = np.round(np.asarray(ratio, dtype=np.float64), RATIO_DECIMALS)
+    inner = np.asarray(edges[1:-1], dtype=np.float64)
+    return np.searchsorted(inner, rounded, side="left").astype(int)
+
+
+def bucket_label(low: float, high: float) -> str:
+    """``"10–20 %"``: a bucket's bounds in percent (intervals are closed on the right)."""
+    return f"{low * 100:g}–{high * 100:g} %"
 
 
 def ratio_buckets(
     series: Mapping[str, Series],
     metrics: Sequence[str] = BUCKET_METRICS,
-    width: float = BUCKET_WIDTH,
+    edges: Sequence[float] = BUCKET_EDGES,
 ) -> list[dict[str, Any]]:
     """Per mask-ratio bucket, each method's image count and mean ``metrics``.
 
-    Every series needs a ``mask_ratio`` array. Buckets run from the lowest to the highest
-    occupied one (empty ones in between are kept, with ``n = 0``), so per method the counts
-    sum to the number of images the method measured.
+    Every series needs a ``mask_ratio`` array. Every bucket of ``edges`` is listed, empty ones
+    with ``n = 0`` and ``None`` means, so tables of different runs line up; per method the
+    counts sum to the number of images the method measured. No series at all gives ``[]``.
     """
-    buckets = {name: bucket_of(s["mask_ratio"], width) for name, s in series.items()}
-    occupied = [int(b.min()) for b in buckets.values() if len(b)]
-    occupied_high = [int(b.max()) for b in buckets.values() if len(b)]
-    if not occupied:
+    if not any(len(s["mask_ratio"]) for s in series.values()):
         return []
+    buckets = {name: bucket_of(s["mask_ratio"], edges) for name, s in series.items()}
     rows = []
-    for k in range(min(occupied), max(occupied_high) + 1):
-        low, high = round(k * width, 10), round((k + 1) * width, 10)
+    for k in range(len(edges) - 1):
+        low, high = float(edges[k]), float(edges[k + 1])
         methods: dict[str, dict[str, Any]] = {}
         for name, s in series.items():
             inside = buckets[name] == k
-            count = int(inside.sum())
-            methods[name] = {"n": count}
+            methods[name] = {"n": int(inside.sum())}
             for metric in metrics:
                 values = np.asarray(s[metric])[inside] if metric in s else np.empty(0)
                 methods[name][metric] = float(values.mean()) if len(values) else None
         rows.append(
-            {
-                "low": low,
-                "high": high,
-                "label": f"{low * 100:g}–{high * 100:g} %",
-                "methods": methods,
-            }
+            {"low": low, "high": high, "label": bucket_label(low, high), "methods": methods}
         )
     return rows

@@ -1,4 +1,5 @@
-"""The regression gate: compare, --update, refusals and the CI configuration runner."""
+"""The regression gate: compare, --update, refusals, the CI configuration runner, and the gate
+failing closed (anything it cannot decide exits 2; exit 1 only ever means a regression)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 import torch
 
 from benchmark import ci_gate, compare
-from benchmark.errors import DataError, UsageError
+from benchmark.cli import main
+from benchmark.errors import UsageError
 from benchmark.leaderboard import build_leaderboard
 from benchmark.method import METHODS, Method
 from benchmark.records import write_atomic, write_json
@@ -164,10 +166,11 @@ def test_missing_entry_is_an_error_unless_allowed(tmp_path, capsys):
     baseline = baseline_from(tmp_path, values)
     new = fake_run(tmp_path / "new", {("lines", "a"): values[("lines", "a")]})
     capsys.readouterr()
-    assert gate(baseline, new) == 1
+    assert gate(baseline, new) == 2  # missing data: the gate cannot decide; 1 = regression only
     out = capsys.readouterr().out
     assert line_of(out, "b").endswith("MISSING")
     assert "missing from NEW: b/lines (pass --allow-missing to accept)" in out
+    assert "gate: ERROR" in out
     assert gate(baseline, new, "--allow-missing") == 0
     assert "gate: PASS" in capsys.readouterr().out
 
@@ -221,7 +224,7 @@ def test_missing_and_corrupt_baselines_name_the_file(tmp_path):
         gate(corrupt, new)
     other = tmp_path / "other.json"
     other.write_text('{"hello": 1}')
-    with pytest.raises(UsageError, match=f"baseline '{other}' is not a leaderboard"):
+    with pytest.raises(UsageError, match=f"baseline '{other}' is not a usable leaderboard"):
         gate(other, new)
     future = tmp_path / "future.json"
     future.write_text('{"format": 99, "tables": []}')
@@ -277,20 +280,20 @@ def test_update_needs_records(tmp_path):
     run = fake_run(tmp_path / "r", {("lines", "a"): psnr_values(0)})
     alone = tmp_path / "alone.json"
     alone.write_text((run / "leaderboard.json").read_text())
-    with pytest.raises(UsageError, match="--update needs a run directory"):
+    with pytest.raises(UsageError, match="must be a run directory with records.jsonl"):
         gate(tmp_path / "b.json", alone, "--update")
 
 
-def test_plain_leaderboard_files_use_an_unpaired_test(tmp_path, capsys):
+def test_plain_leaderboard_files_are_refused_not_compared_unpaired(tmp_path, capsys):
     values = {("lines", "a"): psnr_values(0)}
     baseline = baseline_from(tmp_path, values)
     run = fake_run(tmp_path / "new", {("lines", "a"): values[("lines", "a")] - 0.2})
     alone = tmp_path / "alone" / "board.json"
     alone.parent.mkdir()
     alone.write_text((run / "leaderboard.json").read_text())
-    assert gate(baseline, alone) == 0  # 0.2 dB is well inside the unpaired CI
-    out = capsys.readouterr().out
-    assert "unpaired" in out and "worse, n.s." in line_of(out, "a")
+    with pytest.raises(UsageError, match="no per-image values") as info:
+        gate(baseline, alone)  # an unpaired test would have passed this 0.2 dB drop
+    assert info.value.exit_code == 2
     assert gate(baseline, run) == 1  # the paired test sees it
 
 
@@ -396,19 +399,21 @@ def test_shipped_ci_configuration_is_valid():
         ("methods = [\n", "not valid TOML"),
     ],
 )
-def test_bad_ci_configuration_names_the_file(tmp_path, text, message):
+def test_bad_ci_configuration_names_the_file_and_exits_2(tmp_path, text, message):
     path = write_toml(tmp_path / "ci.toml", text)
-    with pytest.raises(DataError, match="ci.toml") as info:
+    with pytest.raises(UsageError, match="ci.toml") as info:
         ci_gate.load_config(path)
     assert message in str(info.value) and "\n" not in str(info.value)
-    with pytest.raises(DataError, match="does not exist"):
+    assert info.value.exit_code == 2
+    with pytest.raises(UsageError, match="does not exist"):
         ci_gate.load_config(tmp_path / "missing.toml")
 
 
 def test_ci_gate_without_baseline_fails_before_running(tmp_path):
     args = gate_args(baseline=tmp_path / "none.json", out=tmp_path / "never")
-    with pytest.raises(DataError, match="none.json' does not exist"):
+    with pytest.raises(UsageError, match="none.json' does not exist") as info:
         ci_gate.run(args)
+    assert info.value.exit_code == 2
     assert not (tmp_path / "never").exists()
 
 
@@ -417,3 +422,265 @@ def test_ci_gate_refuses_a_foreign_output_folder(tmp_path):
     with pytest.raises(UsageError, match="holds no run"):
         ci_gate.fresh_run_dir(tmp_path)
     assert (tmp_path / "mine.txt").exists()
+
+
+# == the gate fails closed ===========================================================
+VALUES = {("lines", "a"): psnr_values(0), ("lines", "b"): psnr_values(1) - 2}
+#: NEW with a real -0.21 dB regression of method a (the issue's case)
+WORSE = {**VALUES, ("lines", "a"): VALUES[("lines", "a")] - 0.21}
+
+
+def cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_exit_2(capsys, *argv, match: str) -> str:
+    """``compare``/``gate`` exits 2 with one line naming the problem, never a traceback."""
+    code, _, err = cli(capsys, *argv)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in err
+    assert match in lines[0], lines[0]
+    return lines[0]
+
+
+def edited(path: Path, target: Path, change) -> Path:
+    data = json.loads(path.read_text())
+    change(data)
+    target.write_text(json.dumps(data))
+    return target
+
+
+@pytest.fixture
+def sides(tmp_path, capsys):
+    baseline = baseline_from(tmp_path, VALUES)
+    worse = fake_run(tmp_path / "worse", WORSE)
+    capsys.readouterr()
+    assert compare.gate(baseline, worse) == 1  # the regression the cases below must not hide
+    capsys.readouterr()
+    return tmp_path, baseline, worse
+
+
+# -- per-image data on the baseline side -------------------------------------------------------
+def test_nan_per_image_baseline_values_exit_2(sides, capsys):
+    tmp_path, baseline, worse = sides
+
+    def nan_values(data):
+        data["per_image"]["lines"]["a"]["psnr"] = [float("nan")] * 300
+
+    bad = edited(baseline, tmp_path / "nan.json", nan_values)  # json writes NaN tokens
+    assert "NaN" in bad.read_text()
+    assert_exit_2(capsys, "compare", bad, worse, match="NaN or infinite values")
+
+
+def test_all_null_per_image_values_contradicting_n_exit_2(sides, capsys):
+    tmp_path, baseline, worse = sides
+
+    def nulls(data):
+        data["per_image"]["lines"]["a"] = {"psnr": [None] * 300, "ssim": [None] * 300}
+
+    bad = edited(baseline, tmp_path / "nulls.json", nulls)
+    assert_exit_2(capsys, "compare", bad, worse, match="0 measured values but the entry says n")
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda d: d.pop("per_image"), "no per-image values"),
+        (lambda d: d["per_image"]["lines"].pop("b"), "none for b/lines"),
+        (lambda d: d["per_image"]["lines"]["a"].pop("ssim"), "no 'ssim' list"),
+        (lambda d: d["per_image"]["lines"]["a"]["psnr"].pop(), "299 values for 300 images"),
+        (lambda d: d["per_image"]["lines"]["a"]["psnr"].__setitem__(3, "x"), "numbers or null"),
+        (lambda d: d.__setitem__("per_image", []), "'per_image' must be an object"),
+    ],
+)
+def test_baseline_without_usable_per_image_section_exits_2(sides, capsys, change, match):
+    tmp_path, baseline, worse = sides
+    bad = edited(baseline, tmp_path / "bad.json", change)
+    assert_exit_2(capsys, "compare", bad, worse, match=match)
+
+
+# -- empty and partial baselines ---------------------------------------------------------------
+def test_baseline_with_no_tables_exits_2_even_with_allow_missing(sides, capsys):
+    tmp_path, baseline, worse = sides
+    bad = edited(baseline, tmp_path / "empty.json", lambda d: d.__setitem__("tables", []))
+    assert_exit_2(capsys, "compare", bad, worse, match="is empty: it has no tables")
+    assert_exit_2(capsys, "compare", bad, worse, "--allow-missing", match="is empty")
+
+
+def test_baseline_with_an_empty_table_exits_2(sides, capsys):
+    tmp_path, baseline, worse = sides
+
+    def empty_table(data):
+        data["tables"].append({"mask": "square", "entries": []})
+
+    bad = edited(baseline, tmp_path / "hole.json", empty_table)
+    line = assert_exit_2(capsys, "compare", bad, worse, match="mask 'square' has no entries")
+    assert "--allow-missing" in line
+
+
+def test_partial_baseline_exits_2_unless_allowed(sides, capsys):
+    tmp_path, baseline, worse = sides
+
+    def partial(data):  # entry a evaluated only its first 200 images
+        entry = data["tables"][0]["entries"][0]
+        method = entry["method"]
+        entry["n"] = 200
+        for metric in ("psnr", "ssim"):
+            values = data["per_image"]["lines"][method][metric]
+            values[200:] = [None] * 100
+
+    bad = edited(baseline, tmp_path / "partial.json", partial)
+    assert_exit_2(capsys, "compare", bad, worse, match="covers 200 of 300 images")
+    # allowed: compared on what it has, and the regression is still found
+    code, out, _ = cli(capsys, "compare", bad, worse, "--allow-missing")
+    assert code == 1 and "gate: FAIL" in out
+
+
+def test_empty_or_partial_new_side_is_not_a_pass(sides, capsys):
+    tmp_path, baseline, _ = sides
+    run = fake_run(tmp_path / "interrupted", VALUES)
+    info = json.loads((run / "run.json").read_text())
+    write_json(run / "run.json", {**info, "status": "interrupted"})
+    assert_exit_2(capsys, "compare", baseline, run, match="is not complete (status 'interrupted')")
+
+
+# -- the new run folder ------------------------------------------------------------------------
+@pytest.mark.parametrize("missing", ["records.jsonl", "run.json"])
+def test_new_run_folder_without_records_or_run_json_exits_2(sides, capsys, missing):
+    _, baseline, worse = sides
+    (worse / missing).unlink()
+    assert_exit_2(capsys, "compare", baseline, worse, match=f"has no {missing}")
+
+
+def test_nan_or_missing_values_in_new_records_exit_2(sides, capsys):
+    tmp_path, baseline, worse = sides
+    lines = (worse / "records.jsonl").read_text().splitlines()
+    record = json.loads(lines[5])
+    record["psnr"] = None  # an 'ok' record without a value (NaN is written as null)
+    lines[5] = json.dumps(record)
+    (worse / "records.jsonl").write_text("\n".join(lines) + "\n")
+    assert_exit_2(capsys, "compare", baseline, worse, match="without a finite psnr and ssim")
+
+
+def test_records_that_do_not_match_the_leaderboard_exit_2(sides, capsys):
+    _, baseline, worse = sides
+    lines = (worse / "records.jsonl").read_text().splitlines()
+    (worse / "records.jsonl").write_text("\n".join(lines[:-40]) + "\n")  # 40 rows of b lost
+    assert_exit_2(capsys, "compare", baseline, worse, match="but its leaderboard says n = 300")
+
+
+# -- malformed and hostile files ---------------------------------------------------------------
+def test_baseline_config_that_is_a_string_exits_2(sides, capsys):
+    tmp_path, baseline, worse = sides
+    bad = edited(baseline, tmp_path / "s.json", lambda d: d.__setitem__("config", "oops"))
+    assert_exit_2(capsys, "compare", bad, worse, match="'config' must be an object, got str")
+
+
+def test_deeply_nested_json_exits_2_without_traceback(sides, capsys):
+    tmp_path, baseline, worse = sides
+    deep = tmp_path / "deep.json"
+    deep.write_text('{"format": 3, "config": ' + "[" * 100_000 + "]" * 100_000 + ', "tables": []}')
+    assert_exit_2(capsys, "compare", deep, worse, match="nested too deeply")
+    nested = tmp_path / "nested.json"  # parses, but is not a configuration
+    nested_config = json.loads(baseline.read_text())
+    nested_config["config"]["dataset"] = json.loads("[" * 200 + "]" * 200)
+    nested.write_text(json.dumps(nested_config))
+    assert_exit_2(capsys, "compare", nested, worse, match="nested deeper than")
+
+
+def test_old_or_future_formats_exit_2_with_the_fix(sides, capsys):
+    tmp_path, baseline, worse = sides
+    old = edited(baseline, tmp_path / "old.json", lambda d: d.__setitem__("format", 1))
+    assert_exit_2(capsys, "compare", old, worse, match="python -m benchmark gate --update")
+    two = edited(baseline, tmp_path / "two.json", lambda d: d.__setitem__("format", 2))
+    assert cli(capsys, "compare", two, worse)[0] == 1  # format 2 baselines are still read
+
+
+# -- regressions are exit 1, and only they ------------------------------------------------------
+def test_failing_other_images_than_the_baseline_is_a_regression(tmp_path, capsys):
+    values = {("lines", "a"): psnr_values(0)}
+    base_run = fake_run(tmp_path / "base-run", values, failed={("lines", "a"): 5})
+    baseline = tmp_path / "baseline.json"
+    assert compare.gate(baseline, base_run, update=True) == 0
+    # the same number of failures, but on five images the baseline measured
+    shifted = {("lines", "a"): np.roll(values[("lines", "a")], 5)}
+    new = fake_run(tmp_path / "new", shifted, failed={("lines", "a"): 5})
+    records = [json.loads(line) for line in (new / "records.jsonl").read_text().splitlines()]
+    for r in records:  # fail images 0-4 instead of 295-299
+        r["index"] = (r["index"] + 5) % 300
+    (new / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    capsys.readouterr()
+    assert compare.gate(baseline, new) == 1
+    assert "5 images no longer measured" in capsys.readouterr().out
+
+
+def test_missing_entries_are_exit_2_not_a_regression(sides, capsys):
+    tmp_path, baseline, _ = sides
+    only_a = fake_run(tmp_path / "only-a", {("lines", "a"): VALUES[("lines", "a")]})
+    code, out, _ = cli(capsys, "compare", baseline, only_a)
+    assert code == 2 and "gate: ERROR" in out
+    assert cli(capsys, "compare", baseline, only_a, "--allow-missing")[0] == 0
+
+
+# -- the gate command ---------------------------------------------------------------------------
+def toml(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+GOOD_TOML = 'methods = ["mean"]\nmasks = ["square"]\nseed = 0\nlimit = 8\nworkers = 1\n'
+
+
+def test_gate_missing_baseline_exits_2(tmp_path, capsys):
+    config = toml(tmp_path / "ci.toml", GOOD_TOML)
+    argv = ["gate", "--config", config, "--out", tmp_path / "o"]
+    assert_exit_2(capsys, *argv, "--baseline", tmp_path / "none.json", match="does not exist")
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        (None, "does not exist"),
+        ("methods = [\n", "not valid TOML"),
+        (GOOD_TOML + 'colour = "red"\n', "unknown key(s) colour"),
+    ],
+)
+def test_gate_bad_configuration_exits_2(tmp_path, capsys, text, match):
+    run = fake_run(tmp_path / "r", {("square", "mean"): psnr_values(0, n=8)})
+    baseline = tmp_path / "baseline.json"
+    assert compare.gate(baseline, run, update=True) == 0
+    config = tmp_path / "ci.toml"
+    if text is not None:
+        toml(config, text)
+    argv = ["gate", "--config", config, "--baseline", baseline, "--out", tmp_path / "o"]
+    assert_exit_2(capsys, *argv, match=match)
+
+
+def test_gate_with_truncated_weights_exits_2(tmp_path, capsys):
+    from methods.unet import WEIGHTS_DIR
+
+    shipped = WEIGHTS_DIR / "unet.safetensors"
+    truncated = tmp_path / "unet.safetensors"
+    truncated.write_bytes(shipped.read_bytes()[: shipped.stat().st_size // 2])
+    run = fake_run(tmp_path / "r", {("square", "mean"): psnr_values(0, n=8)})
+    baseline = tmp_path / "baseline.json"
+    assert compare.gate(baseline, run, update=True) == 0
+    config = toml(
+        tmp_path / "ci.toml",
+        f'methods = ["unet:weights={truncated}"]\nmasks = ["square"]\nseed = 0\nlimit = 8\n',
+    )
+    argv = ["gate", "--config", config, "--baseline", baseline, "--out", tmp_path / "o"]
+    assert_exit_2(capsys, *argv, match="the CI run failed before the comparison")
+
+
+def test_baseline_records_plugin_packages(tmp_path):
+    run = fake_run(tmp_path / "r", VALUES)
+    info = json.loads((run / "run.json").read_text())
+    plugins = {"fancy": {"package": "fancy-inpaint", "version": "1.2.3"}}
+    write_json(run / "run.json", {**info, "plugins": plugins})
+    baseline = tmp_path / "baseline.json"
+    assert compare.gate(baseline, run, update=True) == 0
+    assert json.loads(baseline.read_text())["baseline"]["run"]["plugins"] == plugins

@@ -71,7 +71,7 @@ def test_report_is_one_self_contained_file(runs, kind):
     sections += ["Paired comparisons", "Time per image", "Configuration and versions"]
     for section in sections:
         assert section in text
-    assert "0–10 %" in text  # a bucket label
+    assert "1–10 %" in text and "60–100 %" in text  # NVIDIA bucket labels
     assert "scikit-image" in text and "torch" in text  # versions from run.json
     pngs = embedded_pngs(text)
     # 2 masks x 8 images x (original + masked input + 3 methods), plus the plot
@@ -129,3 +129,84 @@ def test_missing_run_directory_is_a_data_error(tmp_path):
         report.build_report(tmp_path / "nope")
     with pytest.raises(DataError, match="has no leaderboard.json"):
         report.build_report(tmp_path)
+
+
+# -- one colour per method, one order, the same bins, readable configuration -------------------
+def swatch_colours(text: str, method: str) -> set[str]:
+    return set(re.findall(r'background:(#[0-9a-f]{6})"></span>' + re.escape(method), text))
+
+
+def test_one_colour_and_one_column_order_per_method(runs):
+    run = report.Run(runs["plain"])
+    assert run.methods == METHODS  # the run's order, not a table's ranking
+    assert len(set(run.colours.values())) == len(METHODS)
+    text = report.build_report(runs["plain"], samples=2)
+    for method in METHODS:
+        assert swatch_colours(text, method) == {run.colours[method]}
+    assert text.count('class="legend"') == 1
+    # grid columns: the same order for every mask, whatever each mask's ranking
+    rankings = [[e["method"] for e in t["entries"]] for t in run.leaderboard["tables"]]
+    grids = re.findall(r'<table class="grid"><thead><tr>(.*?)</tr>', text)
+    assert len(grids) == 2
+    columns = [re.findall(r"</span>([^<]+)</th>", g) for g in grids]
+    assert columns[0] == columns[1] == METHODS
+    assert METHODS not in rankings  # precondition: a ranked column order would differ
+
+
+def test_plot_bins_are_the_bucket_bins(runs):
+    from benchmark.significance import BUCKET_EDGES
+
+    run = report.Run(runs["plain"])
+    data = report.plot_data(run)
+    assert [mask for mask, _, _ in data] == ["lines", "square"]
+    for (_, labels, lines), table in zip(data, run.leaderboard["tables"]):
+        assert labels == [b["label"] for b in table["buckets"]]
+        assert len(labels) == len(BUCKET_EDGES) - 1
+        assert list(lines) == [m for m in METHODS if m in lines]
+        for method, y in lines.items():
+            expected = [
+                b["methods"][method]["psnr"] if b["methods"][method]["n"] else np.nan
+                for b in table["buckets"]
+            ]
+            np.testing.assert_allclose(y, np.array(expected, dtype=float))
+
+
+def test_configuration_is_readable_and_fingerprints_are_shown(runs):
+    text = report.build_report(runs["plain"], samples=0)
+    assert "[&#x27;telea&#x27;" not in text and "[&quot;" not in text  # no list reprs
+    assert "telea, mean, nearest" in text  # the methods of the configuration
+    board = report.Run(runs["plain"]).leaderboard
+    fingerprint = board["tables"][0]["entries"][0]["fingerprint"]
+    assert fingerprint and report._e(fingerprint) in text
+    assert "Methods and fingerprints" in text
+    assert report.readable(None) == "— (default)" and report.readable([1, "a"]) == "1, a"
+    assert report.readable({"radius": 3, "fast": True}) == "radius=3, fast=yes"
+
+
+def test_report_ranks_like_the_leaderboard_and_shows_failures(tmp_path):
+    from benchmark.leaderboard import build_leaderboard
+    from benchmark.records import write_json
+
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(50):
+        base = {"mask": "lines", "index": i, "seconds": 0.01, "mask_ratio": 0.05 + i / 100}
+        psnr = 40 + rng.normal()
+        ok = {"status": "ok", "ssim": 0.9, "hole_psnr": 30.0, "hole_l1": 0.1}
+        records.append({**base, **ok, "method": "steady", "psnr": psnr})
+        if i < 30:  # fails the 20 largest holes, better on the rest
+            records.append({**base, **ok, "method": "fragile", "psnr": psnr + 0.5})
+        else:
+            records.append({**base, "method": "fragile", "status": "failed: boom"})
+        records.append({**base, "method": "dead", "status": "failed: ValueError: x"})
+    board = build_leaderboard(records, ["dead", "fragile", "steady"], ["lines"], {})
+    write_json(tmp_path / "leaderboard.json", board)
+    text = report.build_report(tmp_path, samples=0)
+    check_self_contained(text)
+    order = [e["method"] for e in board["tables"][0]["entries"]]
+    assert order == ["fragile", "steady", "dead"]
+    positions = [text.index(f"</span>{m}") for m in order]
+    assert positions == sorted(positions)
+    assert "fragile †" in text and "dead †" in text and "boom ×20" in text
+    assert "ranked on the 30 of 50 images that every ranked method completed" in text
+    assert "verdict: fragile leads steady" in text and "unranked (–)" in text

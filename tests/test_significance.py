@@ -19,6 +19,7 @@ from benchmark.leaderboard import (
 )
 from benchmark.records import finite
 from benchmark.significance import (
+    BUCKET_EDGES,
     bucket_of,
     compare_series,
     paired_difference,
@@ -103,9 +104,14 @@ def test_pairwise_comparisons_cover_every_pair_in_order():
 
 
 # -- buckets ---------------------------------------------------------------------------------------
-def test_bucket_edges():
-    ratios = np.array([0.0, 0.0999, 0.1, 0.2, 0.3, 0.6, 0.7, 0.95, 1.0])
-    assert bucket_of(ratios).tolist() == [0, 0, 1, 2, 3, 6, 7, 9, 9]
+def test_bucket_edges_are_the_nvidia_bins_closed_on_the_right():
+    assert BUCKET_EDGES == (0.0, 0.01, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 1.0)
+    ratios = np.array([0.0, 0.005, 0.01, 0.0100001, 0.0999, 0.1, 0.2, 0.3, 0.6, 0.7, 0.95, 1.0])
+    assert bucket_of(ratios).tolist() == [0, 0, 0, 1, 1, 1, 2, 3, 6, 7, 7, 7]
+    # a ratio stored from float32 on an exact edge stays in the bin of its pixel fraction
+    on_edges = np.array([0.01, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6], dtype=np.float32).astype(float)
+    assert bucket_of(on_edges).tolist() == [0, 1, 2, 3, 4, 5, 6]
+    assert bucket_of(on_edges + 1e-6).tolist() == [1, 2, 3, 4, 5, 6, 7]
 
 
 def test_bucket_counts_sum_to_n_and_means_match():
@@ -120,14 +126,17 @@ def test_bucket_counts_sum_to_n_and_means_match():
     rows = ratio_buckets(series, ["psnr"])
     assert sum(r["methods"]["m1"]["n"] for r in rows) == n
     assert sum(r["methods"]["m2"]["n"] for r in rows) == n // 2
-    assert rows[0]["label"] == "0–10 %" and rows[0]["low"] == 0.0 and rows[0]["high"] == 0.1
-    for r in rows:
-        inside = (ratio >= r["low"]) & (ratio < r["high"])
+    assert [r["label"] for r in rows] == [
+        "0–1 %", "1–10 %", "10–20 %", "20–30 %", "30–40 %", "40–50 %", "50–60 %", "60–100 %"
+    ]  # fmt: skip
+    assert rows[1]["low"] == 0.01 and rows[1]["high"] == 0.1
+    for k, r in enumerate(rows):
+        inside = (ratio > r["low"]) & (ratio <= r["high"]) | ((ratio == 0) & (k == 0))
         if inside.any():
             assert r["methods"]["m1"]["psnr"] == pytest.approx(np.mean(50 - 40 * ratio[inside]))
         else:
             assert r["methods"]["m1"]["psnr"] is None
-    assert [r["low"] for r in rows] == pytest.approx([k / 10 for k in range(len(rows))])
+    assert [r["low"] for r in rows] == list(BUCKET_EDGES[:-1])
 
 
 def test_buckets_of_nothing():
@@ -174,7 +183,7 @@ def _board():
 
 def test_leaderboard_marks_methods_tied_with_the_leader():
     board = _board()
-    assert board["format"] == LEADERBOARD_FORMAT == 2
+    assert board["format"] == LEADERBOARD_FORMAT == 3
     table = board["tables"][0]
     entries = {e["method"]: e for e in table["entries"]}
     leader = table["entries"][0]["method"]

@@ -96,10 +96,13 @@ def test_ranks_by_psnr_descending_and_all_failed_last():
     )
     for table in board["tables"]:
         assert [e["method"] for e in table["entries"]] == ["good", "fair", "poor", "dead"]
-        assert [e["rank"] for e in table["entries"]] == [1, 2, 3, 4]
+        assert [e["rank"] for e in table["entries"]] == [1, 2, 3, None]  # dead: unranked
         dead = entries_by_method(table)["dead"]
-        assert dead["n"] == 0 and dead["failed"] == 40
+        assert dead["n"] == 0 and dead["failed"] == 40 and not dead["ranked"]
         assert dead["failure_reasons"] == ["failed: RuntimeError: boom"]
+        assert dead["failures"] == [
+            {"reason": "RuntimeError: boom", "count": 40, "status": "failed: RuntimeError: boom"}
+        ]
 
 
 def test_tables_follow_the_given_mask_order():
@@ -188,3 +191,19 @@ def test_render_markdown_and_console():
     good = entries_by_method(board["tables"][0])["good"]["metrics"]["psnr"]
     half = (good["ci_high"] - good["ci_low"]) / 2
     assert f"{good['mean']:.2f} ± {half:.2f}" in markdown
+
+
+def test_format_2_leaderboards_still_render():
+    from pathlib import Path
+
+    old = json.loads((Path(__file__).parent.parent / "results" / "baseline.json").read_text())
+    if old["format"] != 2:  # regenerated in the new format: build a format-2 table instead
+        old = {"format": 2, "tables": [{"mask": "lines", "entries": [
+            {"method": "a", "n": 3, "failed": 1, "failure_reasons": ["failed: boom"],
+             "images_per_s": 10.0, "rank": 1, "metrics": {"psnr": {
+                 "mean": 30.0, "ci_low": 29.0, "ci_high": 31.0, "n": 3}}},
+        ]}]}  # fmt: skip
+    text = render_console(old)
+    assert "mask: lines" in text and "verdict" not in text
+    assert "ranked on each method's own images (leaderboard format 2)" in text
+    assert render_markdown(old).count("## Mask") == len(old["tables"])
