@@ -394,8 +394,10 @@ def test_failing_method_still_prints_the_table_and_warns(main_in_process, tmp_pa
         "--out", str(tmp_path / "o"),
     )  # fmt: skip
     assert code == 0
-    assert tables(stdout) == {"square": ["mean", name]}
+    assert tables(stdout) == {"square": ["mean"]}  # a method that failed everything is unranked
+    assert f"–    {name} †" in stdout  # but listed, marked incomplete
     assert "warning: 5 image evaluations failed" in stderr
+    assert "RuntimeError: kaboom ×5" in stderr
     assert "records.jsonl" in stderr
 
 
