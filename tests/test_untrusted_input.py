@@ -26,6 +26,7 @@ from benchmark.datasets.base import MAX_SIZE
 from benchmark.datasets.cifar10 import MAX_BATCH_IMAGES, read_batch
 from benchmark.datasets.pickle_reader import PickleFormatError, read_plain_pickle
 from benchmark.errors import DataError, UsageError
+from benchmark.records import RecordStore, read_json, truncate_reason
 
 BATCHES = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]
 RECONSTRUCT = np.zeros(1).__reduce__()[0]
@@ -434,3 +435,68 @@ def test_image_beyond_pillows_own_limit_is_refused(tmp_path: Path) -> None:
     png_with_header_size(tmp_path / "bomb.png", 100_000, 100_000)
     with pytest.raises(DataError, match=r"'bomb.png' has more than the limit of 50,000,000"):
         build_dataset(f"folder:{tmp_path}", size=32).images([0])
+
+
+# ---------------------------------------------------------------------------------------------
+# Records and JSON files.
+
+GOOD_LINE = '{"method": "telea", "mask": "lines", "index": 0, "status": "ok", "psnr": 30.5}'
+BAD_RECORD_LINES = {
+    "deep-nesting": "[" * 100_000 + "]" * 100_000,
+    "deep-nesting-in-a-field": GOOD_LINE[:-1] + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    "list-as-method": '{"method": ["telea"], "mask": "lines", "index": 1, "status": "ok"}',
+    "dict-as-mask": '{"method": "telea", "mask": {"a": 1}, "index": 1, "status": "ok"}',
+    "number-as-status": '{"method": "telea", "mask": "lines", "index": 1, "status": 1}',
+    "list-as-fingerprint": GOOD_LINE[:-1] + ', "fingerprint": []}',
+    "index-1e400": '{"method": "telea", "mask": "lines", "index": 1e400, "status": "ok"}',
+    "index-float": '{"method": "telea", "mask": "lines", "index": 1.5, "status": "ok"}',
+    "index-integral-float": '{"method": "telea", "mask": "lines", "index": 1.0, "status": "ok"}',
+    "index-bool": '{"method": "telea", "mask": "lines", "index": true, "status": "ok"}',
+    "index-negative": '{"method": "telea", "mask": "lines", "index": -1, "status": "ok"}',
+    "index-huge-digits": '{"method": "t", "mask": "l", "index": '
+    + "9" * 5000
+    + ', "status": "ok"}',
+    "nan-metric": '{"method": "telea", "mask": "lines", "index": 1, "status": "ok", "psnr": NaN}',
+    "infinity-metric": GOOD_LINE[:-1] + ', "ssim": -Infinity}',
+    "overflowing-metric": '{"method": "t", "mask": "l", "index": 1, "status": "ok", "psnr": 1e999}',
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RECORD_LINES))
+def test_bad_record_line_is_a_data_error_naming_file_and_line(case: str, tmp_path: Path) -> None:
+    path = tmp_path / "records.jsonl"
+    path.write_text(GOOD_LINE + "\n" + BAD_RECORD_LINES[case] + "\n")
+    with pytest.raises(DataError) as info:
+        RecordStore(path)
+    message = str(info.value)
+    assert str(path) in message and "line 2" in message
+    assert "\n" not in message and len(message) < 500
+
+
+def test_good_records_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "records.jsonl"
+    RecordStore(path).append(
+        [{"method": "telea", "mask": "lines", "index": 3, "status": "ok", "psnr": float("nan")}]
+    )
+    path.write_text(path.read_text() + GOOD_LINE + "\n")
+    store = RecordStore(path)
+    assert store.get(("telea", "", "lines", 3))["psnr"] is None
+    assert store.get(("telea", "", "lines", 0))["psnr"] == 30.5
+
+
+@pytest.mark.parametrize("content", ["[" * 100_000 + "]" * 100_000, '{"a": ' + "1" * 5000 + "}"])
+def test_read_json_of_hostile_content_is_a_data_error(content: str, tmp_path: Path) -> None:
+    path = tmp_path / "run.json"
+    path.write_text(content)
+    with pytest.raises(DataError, match="not valid JSON") as info:
+        read_json(path, "run file")
+    assert "\n" not in str(info.value) and len(str(info.value)) < 500
+
+
+def test_truncate_reason() -> None:
+    assert truncate_reason("RuntimeError: boom") == "RuntimeError: boom"
+    assert truncate_reason("a\n\n  b\tc") == "a b c"
+    long = truncate_reason("ValueError: " + "x" * 100_000)
+    assert len(long) == 300 and long.endswith("…") and long.startswith("ValueError: xx")
+    assert len(truncate_reason("y" * 1000, limit=80)) == 80
+    assert truncate_reason(ValueError("from an exception")) == "from an exception"
