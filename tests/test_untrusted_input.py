@@ -8,6 +8,7 @@ OpenCV would silently clamp.
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickle
 import struct
@@ -27,6 +28,7 @@ from benchmark.datasets.cifar10 import MAX_BATCH_IMAGES, read_batch
 from benchmark.datasets.pickle_reader import PickleFormatError, read_plain_pickle
 from benchmark.errors import DataError, UsageError
 from benchmark.records import RecordStore, read_json, truncate_reason
+from benchmark.weights import load_tensors
 
 BATCHES = [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]
 RECONSTRUCT = np.zeros(1).__reduce__()[0]
@@ -500,3 +502,33 @@ def test_truncate_reason() -> None:
     assert len(long) == 300 and long.endswith("…") and long.startswith("ValueError: xx")
     assert len(truncate_reason("y" * 1000, limit=80)) == 80
     assert truncate_reason(ValueError("from an exception")) == "from an exception"
+
+
+# ---------------------------------------------------------------------------------------------
+# Weights files (safetensors headers).
+
+
+def safetensors_with_header(path: Path, header: bytes) -> Path:
+    path.write_bytes(struct.pack("<Q", len(header)) + header)
+    return path
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+BAD_HEADERS = {
+    "deep-header": DEEP.encode(),
+    "deep-metadata-value": json.dumps({"__metadata__": {"format": DEEP}}).encode(),
+    "header-is-a-list": b"[1, 2]",
+    "metadata-is-a-list": b'{"__metadata__": [1]}',
+    "metadata-value-not-text": b'{"__metadata__": {"format": 5}}',
+    "long-integer": b'{"__metadata__": {"format": "' + b"1" * 5000 + b'"}}',
+    "not-utf8": b'{"__metadata__": {"\xff": "1"}}',
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_HEADERS))
+def test_hostile_safetensors_header_is_one_line(case: str, tmp_path: Path) -> None:
+    path = safetensors_with_header(tmp_path / "w.safetensors", BAD_HEADERS[case])
+    with pytest.raises(DataError) as info:
+        load_tensors(path)
+    message = str(info.value)
+    assert str(path) in message and "\n" not in message and len(message) < 500
