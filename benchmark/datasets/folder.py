@@ -21,7 +21,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import simplejpeg
 import torch
 from PIL import Image
 
@@ -107,7 +106,7 @@ def header_size(path: Path) -> tuple[int, int] | None:
 
 
 def check_jpeg(data: bytes) -> str | None:
-    """None if ``data`` is a JPEG that decodes without any libjpeg warning, else the problem.
+    """None if ``data`` is a JPEG that decodes without any libjpeg warning, else what is wrong.
 
     OpenCV decodes corrupt entropy data (and some truncated files) into half-garbage images
     with only a warning on stderr; libjpeg-turbo in strict mode (simplejpeg) refuses them. A
@@ -115,11 +114,15 @@ def check_jpeg(data: bytes) -> str | None:
     of the cost.
     """
     try:
+        import simplejpeg  # here: only JPEG files need it
+    except ImportError:
+        return "cannot be checked for corrupt data: simplejpeg is missing (pip install simplejpeg)"
+    try:
         _, _, colourspace, _ = simplejpeg.decode_jpeg_header(data)
         target = "CMYK" if colourspace in ("CMYK", "YCCK") else "GRAY"
         simplejpeg.decode_jpeg(data, colorspace=target, min_factor=8, strict=True)
     except ValueError as exc:
-        return str(exc).splitlines()[0] if str(exc) else "corrupt JPEG data"
+        return f"is a corrupt JPEG ({str(exc).splitlines()[0] if str(exc) else 'bad data'})"
     return None
 
 
@@ -213,7 +216,7 @@ class FolderDataset(Dataset):
         if encoded[:3].tobytes() == _JPEG_MAGIC:
             problem = check_jpeg(encoded.tobytes())
             if problem is not None:
-                raise DataError(f"{where} is a corrupt JPEG ({problem})")
+                raise DataError(f"{where} {problem}")
         # IMREAD_COLOR gives 8-bit BGR: alpha dropped, grey repeated, 16-bit scaled, EXIF applied.
         image = cv2.imdecode(encoded, cv2.IMREAD_COLOR) if encoded.size else None
         if image is None:
