@@ -117,7 +117,7 @@ def _array_bytes(node: object, where: str) -> tuple[int, bytes]:
     rows, columns = shape
     if columns != ROW_BYTES or not 1 <= rows <= MAX_BATCH_IMAGES:
         raise DataError(f"{where}: {expected} with 1 <= N <= {MAX_BATCH_IMAGES}, got shape {shape}")
-    if fortran not in (0, False) or isinstance(fortran, (tuple, list)):
+    if fortran not in (0, False):
         raise DataError(f"{where}: {expected} in C order, got Fortran order")
     if not isinstance(raw, bytes) or len(raw) != rows * columns:
         got = len(raw) if isinstance(raw, bytes) else type(raw).__name__
@@ -145,8 +145,7 @@ def _labels(value: object, rows: int, where: str) -> np.ndarray:
     if not all(0 <= v < NUM_CLASSES for v in value):
         bad = next(v for v in value if not 0 <= v < NUM_CLASSES)
         raise DataError(f"{where}: labels must lie in 0..{NUM_CLASSES - 1}, got {bad}")
-    labels = np.array(value, dtype=np.int64)
-    return labels
+    return np.array(value, dtype=np.int64)
 
 
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
