@@ -20,6 +20,46 @@ from benchmark.errors import DataError
 
 STATUS_OK = "ok"
 REQUIRED_FIELDS = ("method", "mask", "index", "status")
+#: Fields that must hold text when present (the identity of a record and its status).
+TEXT_FIELDS = ("method", "mask", "status", "fingerprint")
+#: Longest failure reason stored in a record (exception messages can be megabytes long).
+REASON_LIMIT = 300
+
+
+def truncate_reason(text: object, limit: int = REASON_LIMIT) -> str:
+    r"""``text`` on one line (whitespace runs become one space), at most ``limit`` characters.
+
+    A longer text is cut and ends with ``…`` so the cut is visible.
+
+    >>> truncate_reason("ValueError: bad\n  value")
+    'ValueError: bad value'
+    >>> len(truncate_reason("x" * 1000, limit=50))
+    50
+    """
+    line = " ".join(str(text).split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"non-standard JSON number {name}")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def loads_strict(text: str | bytes) -> Any:
+    """``json.loads`` that refuses NaN, Infinity and numbers beyond float range.
+
+    Raises ``ValueError`` for anything invalid, including nesting too deep to parse.
+    """
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def write_atomic(path: str | Path, text: str | bytes) -> None:
@@ -54,11 +94,20 @@ def write_json(path: str | Path, data: Any) -> None:
 def read_json(path: str | Path, what: str = "file") -> Any:
     """Read a JSON file; a missing or corrupt file is a :class:`DataError` naming it."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataError(f"{what} {str(path)!r} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise DataError(f"{what} {str(path)!r} is not valid JSON: {exc}") from None
+    except OSError as exc:
+        raise DataError(f"{what} {str(path)!r} cannot be read ({exc.strerror or exc})") from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise DataError(f"{what} {str(path)!r} is not valid JSON: nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, and integers too long to convert
+        detail = truncate_reason(exc, 200)
+        raise DataError(f"{what} {str(path)!r} is not valid JSON: {detail}") from None
 
 
 def finite(data: Any) -> Any:
@@ -75,6 +124,22 @@ def finite(data: Any) -> Any:
 def record_key(record: dict[str, Any]) -> tuple[str, str, str, int]:
     """Identity of a record: (method, method fingerprint, mask, image index)."""
     return (record["method"], record.get("fingerprint", ""), record["mask"], int(record["index"]))
+
+
+def check_record(record: Any) -> None:
+    """Raise ``ValueError`` unless ``record`` is an object with a well-typed identity.
+
+    ``method``, ``mask``, ``status`` (and ``fingerprint`` when present) must be text, ``index``
+    a non-negative integer (not a float, not a bool).
+    """
+    if not isinstance(record, dict) or any(f not in record for f in REQUIRED_FIELDS):
+        raise ValueError(f"expected an object with fields {', '.join(REQUIRED_FIELDS)}")
+    for field in TEXT_FIELDS:
+        if field in record and not isinstance(record[field], str):
+            raise ValueError(f"{field} must be text, got {type(record[field]).__name__}")
+    index = record["index"]
+    if type(index) is not int or index < 0:
+        raise ValueError(f"index must be a non-negative integer, got {truncate_reason(index, 40)}")
 
 
 class RecordStore:
@@ -98,15 +163,14 @@ class RecordStore:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-                if not isinstance(record, dict) or any(f not in record for f in REQUIRED_FIELDS):
-                    raise ValueError(f"expected an object with fields {', '.join(REQUIRED_FIELDS)}")
-                key = record_key(record)
-            except (ValueError, TypeError) as exc:
+                record = loads_strict(line)
+                check_record(record)
+            except (ValueError, UnicodeDecodeError) as exc:
                 raise DataError(
-                    f"records file {str(self.path)!r} is corrupt at line {number}: {exc}"
+                    f"records file {str(self.path)!r} is corrupt at line {number}: "
+                    f"{truncate_reason(exc, 200)}"
                 ) from None
-            self._records[key] = record
+            self._records[record_key(record)] = record
 
     def __len__(self) -> int:
         return len(self._records)

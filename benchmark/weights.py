@@ -22,7 +22,7 @@ from safetensors.torch import save as _st_save
 
 import benchmark
 from benchmark.errors import DataError
-from benchmark.records import write_atomic
+from benchmark.records import truncate_reason, write_atomic
 
 #: Value of the ``format`` metadata key; bump when the layout of the files changes.
 FORMAT = "inpaint-bench/1"
@@ -80,8 +80,10 @@ def _read_metadata(data: bytes, where: str) -> dict[str, Any]:
         header = json.loads(data[8 : 8 + size])
         raw = header.get("__metadata__") or {}
         return {key: json.loads(value) for key, value in raw.items()}
-    except (UnicodeDecodeError, json.JSONDecodeError, AttributeError, TypeError) as exc:
-        raise DataError(f"{where}: corrupt header ({exc})") from exc
+    except RecursionError:
+        raise DataError(f"{where}: corrupt header (JSON nested too deeply)") from None
+    except (ValueError, AttributeError, TypeError) as exc:  # ValueError: JSON and Unicode errors
+        raise DataError(f"{where}: corrupt header ({truncate_reason(exc, 200)})") from exc
 
 
 def load_tensors(

@@ -23,6 +23,12 @@ from benchmark.method import METHODS, Method
 
 #: Coarse levels only provide a start, so they stop at a looser tolerance.
 COARSE_TOL_FACTOR = 10
+#: Most sweeps per image: a bound on the time of one call, far above what convergence needs.
+MAX_ITERATIONS = 1_000_000
+#: Smallest stopping tolerance: below the float32 resolution of [0, 1] values (6e-8) every
+#: tolerance stops at the same sweep, so smaller values would be different labels for one
+#: result. A tolerance of 1 or more stops after the first sweep whatever its value.
+MIN_TOL = 1e-7
 #: Images smaller than this (shorter side) start from the known-pixel mean, not a coarser level.
 COARSEST_SIDE = 8
 
@@ -149,17 +155,27 @@ def harmonic_fill(
 class Diffusion(Method):
     """Harmonic fill (4-neighbour Laplace, replicate borders), batched torch, any device.
 
-    Each image stops after ``iterations`` sweeps or when its largest absolute update falls
-    below ``tol`` (on the [0, 1] scale).
+    Each image stops after ``iterations`` sweeps (1..1,000,000) or when its largest absolute
+    update falls below ``tol`` (on the [0, 1] scale; from 1e-7 to below 1).
     """
 
     device = "auto"
 
     def __init__(self, iterations: int = 2000, tol: float = 1e-4) -> None:
-        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-            raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
-        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not tol > 0:
-            raise ValueError(f"tol must be a number > 0, got {tol!r}")
+        if (
+            isinstance(iterations, bool)
+            or not isinstance(iterations, int)
+            or not 1 <= iterations <= MAX_ITERATIONS
+        ):
+            raise ValueError(
+                f"iterations must be an integer from 1 to {MAX_ITERATIONS:,}, got {iterations!r}"
+            )
+        if (
+            isinstance(tol, bool)
+            or not isinstance(tol, (int, float))
+            or not MIN_TOL <= tol < 1  # also refuses NaN and infinities
+        ):
+            raise ValueError(f"tol must be a number >= {MIN_TOL:g} and < 1, got {tol!r}")
         self.iterations = iterations
         self.tol = float(tol)
 

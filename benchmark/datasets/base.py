@@ -23,15 +23,19 @@ from benchmark.registry import Registry, Spec, parse_spec
 SPLITS = ("train", "test")
 #: Smallest image side: the SSIM window (11 px) must fit inside every image.
 MIN_SIZE = 11
+#: Largest image side: one 4096² image is 200 MB as float32, before any method's own memory.
+MAX_SIZE = 4096
 
 
 def resolve_size(size: int | None, default: int | None, who: str) -> int | None:
-    """``size`` (or ``default`` when None) checked to be an integer side of at least MIN_SIZE."""
+    """``size`` (or ``default`` when None) checked to be an integer in MIN_SIZE..MAX_SIZE."""
     side = default if size is None else size
     if side is None:
         return None
-    if isinstance(side, bool) or not isinstance(side, int) or side < MIN_SIZE:
-        raise UsageError(f"{who}: expected size to be an integer >= {MIN_SIZE}, got {size!r}")
+    if isinstance(side, bool) or not isinstance(side, int) or not MIN_SIZE <= side <= MAX_SIZE:
+        raise UsageError(
+            f"{who}: expected size to be an integer from {MIN_SIZE} to {MAX_SIZE}, got {size!r}"
+        )
     return side
 
 

@@ -6,17 +6,15 @@ The data live in a folder ``cifar-10-batches-py`` (``data_batch_1`` .. ``data_ba
 extracted next to itself. With ``download=True`` and neither present, the archive is fetched
 from the official URL, checked against its MD5 and extracted.
 
-Batches are read with a restricted unpickler that only rebuilds numpy arrays, so a file placed
-in ``data_dir`` cannot run code.
+Batches are pickles; they are read without unpickling (:mod:`pickle_reader` walks the opcodes
+and runs nothing), so a file placed in ``data_dir`` can neither run code nor make numpy build
+an array of another dtype or of more bytes than the file holds.
 """
 
 from __future__ import annotations
 
-import codecs
 import hashlib
-import io
 import os
-import pickle
 import shutil
 import tarfile
 import tempfile
@@ -24,12 +22,12 @@ import urllib.error
 import urllib.request
 import zlib
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
 
 from benchmark.datasets.base import DATASETS, SPLITS, TensorDataset, resolve_size
+from benchmark.datasets.pickle_reader import Call, Global, PickleFormatError, read_plain_pickle
 from benchmark.errors import DataError, UsageError
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -41,62 +39,152 @@ FILES = (*BATCHES["train"], *BATCHES["test"], "batches.meta")
 NATIVE_SIZE = 32
 DEFAULT_DATA_DIR = "./data"
 
-# The only globals a CIFAR-10 batch needs: numpy array reconstruction and, for files pickled
-# by Python 3 at protocol 2, the bytes helper ``_codecs.encode``.
-_RECONSTRUCT = np.zeros(1).__reduce__()[0]
-_ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
-    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("_codecs", "encode"): codecs.encode,
-}
+#: Images in one official batch; a batch may hold fewer (tests, subsets), never more.
+MAX_BATCH_IMAGES = 10_000
+ROW_BYTES = 3 * NATIVE_SIZE * NATIVE_SIZE
+#: Largest batch file read: an official batch is 31 MB (46 MB when re-pickled by Python 3,
+#: which stores the pixel bytes as UTF-8 text).
+MAX_BATCH_FILE_BYTES = 128 * 1024 * 1024
+NUM_CLASSES = 10
+_RECONSTRUCT_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
+#: The state numpy pickles for ``dtype('u1')``: version 3, no byte order, no fields, no flags.
+_UINT8_DTYPE_STATE = (3, "|", None, None, None, -1, -1, 0)
 
 
-class _BatchUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        try:
-            return _ALLOWED_GLOBALS[(module, name)]
-        except KeyError:
-            raise pickle.UnpicklingError(f"unexpected object {module}.{name}") from None
+def _text(value: object) -> str | None:
+    """A pickled ``str`` (Python 3) or ``bytes`` (Python 2 ``str``) as text; else None."""
+    if isinstance(value, bytes):
+        return value.decode("latin-1")
+    return value if isinstance(value, str) else None
+
+
+def _is_global(value: object, modules: tuple[str, ...], name: str) -> bool:
+    return isinstance(value, Global) and value.module in modules and value.name == name
+
+
+def _uint8_dtype(node: object) -> str | None:
+    """None if ``node`` is numpy's pickled ``dtype('u1')`` exactly, else what it is."""
+    if not isinstance(node, Call) or not _is_global(node.func, ("numpy",), "dtype"):
+        return "not a numpy dtype"
+    if len(node.args) != 3 or _text(node.args[0]) is None:
+        return "a malformed dtype"
+    kind = _text(node.args[0])
+    if kind != "u1":
+        return f"dtype {kind}"
+    state = node.state
+    if not isinstance(state, tuple) or len(state) != len(_UINT8_DTYPE_STATE):
+        return "dtype u1 with an unexpected state"
+    plain = tuple(_text(v) if isinstance(v, bytes) else v for v in state)
+    if plain != _UINT8_DTYPE_STATE:  # e.g. made-up flags that would turn it into object pointers
+        return "dtype u1 with unexpected flags or fields"
+    return None
+
+
+def _array_bytes(node: object, where: str) -> tuple[int, bytes]:
+    """``(rows, raw bytes)`` of a pickled C-order ``uint8 (rows, 3072)`` numpy array.
+
+    Only the description is read; numpy never rebuilds the array from the file, so no object,
+    structured or oversized array can arise. The byte count must equal the declared shape.
+    """
+    expected = "expected uint8 (N, 3072) data"
+    if not isinstance(node, Call) or not _is_global(
+        node.func, _RECONSTRUCT_MODULES, "_reconstruct"
+    ):
+        raise DataError(f"{where}: {expected}, got {type(node).__name__}")
+    if not node.has_state:  # numpy would hand back uninitialised memory of the declared shape
+        raise DataError(f"{where}: {expected}, got an array without its pixel bytes")
+    args, state = node.args, node.state
+    if (
+        len(args) != 3
+        or not _is_global(args[0], ("numpy",), "ndarray")
+        or args[1] != (0,)
+        or _text(args[2]) != "b"
+        or not isinstance(state, tuple)
+        or len(state) != 5
+        or state[0] != 1
+    ):
+        raise DataError(f"{where}: {expected}, got a malformed numpy array")
+    _, shape, dtype, fortran, raw = state
+    problem = _uint8_dtype(dtype)
+    if problem is not None:
+        raise DataError(f"{where}: {expected}, got {problem}")
+    if (
+        not isinstance(shape, tuple)
+        or len(shape) != 2
+        or not all(isinstance(n, int) and not isinstance(n, bool) for n in shape)
+    ):
+        raise DataError(f"{where}: {expected}, got shape {_describe(shape)}")
+    rows, columns = shape
+    if columns != ROW_BYTES or not 1 <= rows <= MAX_BATCH_IMAGES:
+        raise DataError(f"{where}: {expected} with 1 <= N <= {MAX_BATCH_IMAGES}, got shape {shape}")
+    if fortran not in (0, False):
+        raise DataError(f"{where}: {expected} in C order, got Fortran order")
+    if not isinstance(raw, bytes) or len(raw) != rows * columns:
+        got = len(raw) if isinstance(raw, bytes) else type(raw).__name__
+        raise DataError(
+            f"{where}: shape {shape} needs {rows * columns} bytes of pixels, the file holds {got}"
+        )
+    return rows, raw
+
+
+def _describe(value: object) -> str:
+    """A short description of a pickled value (never a deep repr)."""
+    if isinstance(value, tuple) and len(value) <= 4 and all(isinstance(v, int) for v in value):
+        return repr(value)
+    return type(value).__name__
+
+
+def _labels(value: object, rows: int, where: str) -> np.ndarray:
+    """The class labels: a list of ``rows`` integers in 0..9."""
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        raise DataError(f"{where}: expected labels as a list of integers, got {_describe(value)}")
+    if len(value) != rows:
+        raise DataError(f"{where}: expected {rows} labels (one per image), got {len(value)}")
+    if not all(0 <= v < NUM_CLASSES for v in value):
+        bad = next(v for v in value if not 0 <= v < NUM_CLASSES)
+        raise DataError(f"{where}: labels must lie in 0..{NUM_CLASSES - 1}, got {bad}")
+    return np.array(value, dtype=np.int64)
 
 
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Images ``uint8 (N, 32, 32, 3)`` and labels ``int64 (N,)`` of one CIFAR-10 batch file."""
+    """Images ``uint8 (N, 32, 32, 3)`` and labels ``int64 (N,)`` of one CIFAR-10 batch file.
+
+    The pickle is read by :func:`read_plain_pickle`, which runs nothing from the file. The
+    batch must be a dict with ``data``, a C-order ``uint8 (N, 3072)`` array whose bytes are all
+    in the file (``1 <= N <= 10,000``), and ``labels``, a list of ``N`` integers in 0..9.
+    """
+    where = f"CIFAR-10 batch '{path}'"
     try:
+        size = path.stat().st_size
+        if size > MAX_BATCH_FILE_BYTES:
+            raise DataError(
+                f"{where}: {size} bytes, larger than any CIFAR-10 batch "
+                f"(limit {MAX_BATCH_FILE_BYTES})"
+            )
         raw = path.read_bytes()
     except FileNotFoundError as exc:
         raise DataError(
-            f"CIFAR-10 batch '{path}' is missing (a complete {FOLDER} holds {', '.join(FILES)})"
+            f"{where} is missing (a complete {FOLDER} holds {', '.join(FILES)})"
         ) from exc
     except OSError as exc:
-        raise DataError(f"cannot read CIFAR-10 batch '{path}': {exc.strerror or exc}") from exc
+        raise DataError(f"cannot read {where}: {exc.strerror or exc}") from exc
     try:
-        batch = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
-    except Exception as exc:  # unpickling can fail in many ways; all mean a damaged file
-        raise DataError(
-            f"CIFAR-10 batch '{path}' is truncated or corrupt ({type(exc).__name__}: {exc})"
-        ) from exc
+        batch = read_plain_pickle(raw)
+    except PickleFormatError as exc:
+        raise DataError(f"{where} is truncated or corrupt ({exc})") from exc
     if not isinstance(batch, dict):
-        raise DataError(f"CIFAR-10 batch '{path}': expected a dict, got {type(batch).__name__}")
-    batch = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in batch.items()}
+        raise DataError(f"{where}: expected a dict, got {type(batch).__name__}")
+    batch = {_text(k) if isinstance(k, (str, bytes)) else k: v for k, v in batch.items()}
     for key in ("data", "labels"):
         if key not in batch:
-            raise DataError(f"CIFAR-10 batch '{path}': missing key b'{key}'")
-    data = batch["data"]
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2:
-        got = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
-        raise DataError(f"CIFAR-10 batch '{path}': expected uint8 (N, 3072) data, got {got}")
-    if data.shape[1] != 3 * NATIVE_SIZE * NATIVE_SIZE:
-        raise DataError(f"CIFAR-10 batch '{path}': expected (N, 3072) data, got {data.shape}")
-    labels = np.asarray(batch["labels"])
-    if labels.shape != (len(data),):
-        raise DataError(
-            f"CIFAR-10 batch '{path}': expected {len(data)} labels, got shape {labels.shape}"
-        )
+            raise DataError(f"{where}: missing key b'{key}'")
+    rows, pixels = _array_bytes(batch["data"], where)
+    labels = _labels(batch["labels"], rows, where)
     # Each row holds the R, G and B planes, each 32 rows of 32 pixels.
-    images = data.reshape(-1, 3, NATIVE_SIZE, NATIVE_SIZE).transpose(0, 2, 3, 1)
-    return np.ascontiguousarray(images), labels.astype(np.int64)
+    data = np.frombuffer(pixels, dtype=np.uint8).reshape(rows, 3, NATIVE_SIZE, NATIVE_SIZE)
+    return np.ascontiguousarray(data.transpose(0, 2, 3, 1)), labels
 
 
 def find_folder(data_dir: Path) -> Path | None:
@@ -244,6 +332,12 @@ def cifar10(
     root = Path(DEFAULT_DATA_DIR if data_dir is None else data_dir).expanduser()
     folder = locate(root, download)
     batches = [read_batch(folder / name) for name in BATCHES[split]]
+    counts = {len(labels) for _, labels in batches}
+    if len(counts) > 1:
+        raise DataError(
+            f"CIFAR-10 in '{folder}': the {split} batches hold different numbers of images "
+            f"({', '.join(str(len(labels)) for _, labels in batches)}); expected equal batches"
+        )
     pixels = np.concatenate([images for images, _ in batches])
     labels = np.concatenate([labels for _, labels in batches])
     if size is not None and size != NATIVE_SIZE:

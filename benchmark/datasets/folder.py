@@ -3,8 +3,10 @@
 Files with the extensions in :data:`EXTENSIONS` (any case) are found recursively, skipping
 hidden files and folders (names starting with ``.``), and sorted by relative path: that order
 is the stable image index. Each image is read as 8-bit RGB (alpha dropped, grey repeated to
-three channels, 16-bit scaled down), resized so its shorter side equals ``size`` and
-centre-cropped to ``size × size``. Images are decoded on demand, not at construction.
+three channels, 16-bit scaled down), centre-cropped to a square and resized to
+``size × size``. Images are decoded on demand, not at construction. Symbolic links are
+followed; a broken link or a directory reached twice is an error. Images above
+:data:`MAX_PIXELS` and JPEGs with corrupt data are refused with an error naming the file.
 
 A folder has a single split: ``train`` and ``test`` give the same images.
 """
@@ -12,12 +14,15 @@ A folder has a single split: ``train`` and ``test`` give the same images.
 from __future__ import annotations
 
 import hashlib
+import os
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 
 from benchmark.datasets.base import DATASETS, SPLITS, Dataset, resolve_size
 from benchmark.errors import DataError, UsageError
@@ -25,34 +30,120 @@ from benchmark.fingerprint import source_hash
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_SIZE = 128
+#: Largest image accepted, in pixels (50 megapixels: 150 MB decoded at 8 bits).
+MAX_PIXELS = 50_000_000
+#: What :func:`header_size` returns for an image too large for Pillow even to describe.
+TOO_LARGE = (-1, -1)
+_JPEG_MAGIC = b"\xff\xd8\xff"
 
 
-def list_images(root: Path) -> list[Path]:
-    """Image files under ``root`` (recursive, hidden entries skipped), sorted by relative path."""
-    files = [
-        path
-        for path in root.rglob("*")
-        if path.suffix.lower() in EXTENSIONS
-        and not any(part.startswith(".") for part in path.relative_to(root).parts)
-        and path.is_file()
-    ]
+def list_images(root: Path, label: str | None = None) -> list[Path]:
+    """Image files under ``root`` (recursive, hidden entries skipped), sorted by relative path.
+
+    Symbolic links are followed. A broken link (missing target, or a link that points to
+    itself) and a directory reached twice (a link loop, or two links to one directory, which
+    would list its images twice) are a :class:`DataError` naming the entry, never skipped.
+    """
+    label = str(root) if label is None else label
+    files: list[Path] = []
+    seen: dict[tuple[int, int], str] = {}
+    pending = [(root, "")]
+    while pending:
+        directory, prefix = pending.pop()
+        try:
+            info = directory.stat()
+            entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+        except OSError as exc:
+            where = prefix.rstrip("/") or "."
+            raise DataError(
+                f"folder '{label}': cannot list '{where}' ({exc.strerror or exc})"
+            ) from exc
+        identity = (info.st_dev, info.st_ino)
+        if identity in seen:
+            raise DataError(
+                f"folder '{label}': directory '{prefix.rstrip('/')}' is the same as "
+                f"'{seen[identity] or '.'}' (a symbolic link loop or a second link to it); "
+                "each directory may be listed once"
+            )
+        seen[identity] = prefix.rstrip("/")
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            relative = prefix + entry.name
+            try:
+                is_dir = entry.is_dir()  # follows links
+                is_file = entry.is_file()
+                if entry.is_symlink():
+                    os.stat(entry.path)  # raises for a missing target or a loop
+            except OSError as exc:
+                raise DataError(
+                    f"folder '{label}': broken symbolic link '{relative}' "
+                    f"({exc.strerror or exc}); remove or fix it"
+                ) from exc
+            if is_dir:
+                pending.append((Path(entry.path), relative + "/"))
+            elif is_file and Path(entry.name).suffix.lower() in EXTENSIONS:
+                files.append(Path(entry.path))
     return sorted(files, key=lambda path: path.relative_to(root).as_posix())
 
 
-def resize_and_crop(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize ``image`` so its shorter side is ``size`` (area down, cubic up); crop the centre.
+def header_size(path: Path) -> tuple[int, int] | None:
+    """``(width, height)`` from the file header without decoding the pixels; None if unknown.
 
-    >>> resize_and_crop(np.zeros((40, 100, 3), np.uint8), 20).shape
+    :data:`TOO_LARGE` for a header beyond Pillow's decompression-bomb limit.
+
+    Pillow reads only the header at open (it is installed with scikit-image and matplotlib).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return image.size
+    except Image.DecompressionBombError:
+        return TOO_LARGE  # above Pillow's own limit (179 megapixels), itself above ours
+    except Exception:  # a format Pillow does not know: cv2 may still read it
+        return None
+
+
+def check_jpeg(data: bytes) -> str | None:
+    """None if ``data`` is a JPEG that decodes without any libjpeg warning, else what is wrong.
+
+    OpenCV decodes corrupt entropy data (and some truncated files) into half-garbage images
+    with only a warning on stderr; libjpeg-turbo in strict mode (simplejpeg) refuses them. A
+    reduced-size decode (1/8, no colour conversion) reads every compressed bit at a fraction
+    of the cost.
+    """
+    try:
+        import simplejpeg  # here: only JPEG files need it
+    except ImportError:
+        return "cannot be checked for corrupt data: simplejpeg is missing (pip install simplejpeg)"
+    try:
+        _, _, colourspace, _ = simplejpeg.decode_jpeg_header(data)
+        target = "CMYK" if colourspace in ("CMYK", "YCCK") else "GRAY"
+        simplejpeg.decode_jpeg(data, colorspace=target, min_factor=8, strict=True)
+    except ValueError as exc:
+        return f"is a corrupt JPEG ({str(exc).splitlines()[0] if str(exc) else 'bad data'})"
+    return None
+
+
+def centre_crop_and_resize(image: np.ndarray, size: int) -> np.ndarray:
+    """Crop the centre square of ``image``, then resize it to ``size``² (area down, cubic up).
+
+    Cropping first bounds the memory by the square, whatever the aspect ratio.
+
+    >>> centre_crop_and_resize(np.zeros((40, 100, 3), np.uint8), 20).shape
     (20, 20, 3)
+    >>> centre_crop_and_resize(np.zeros((1, 1_000_000, 3), np.uint8), 16).shape
+    (16, 16, 3)
     """
     height, width = image.shape[:2]
-    scale = size / min(height, width)
-    new_h, new_w = max(size, round(height * scale)), max(size, round(width * scale))
-    if (new_h, new_w) != (height, width):
-        interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
-        image = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
-    top, left = (new_h - size) // 2, (new_w - size) // 2
-    return image[top : top + size, left : left + size]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    square = image[top : top + side, left : left + side]
+    if side == size:
+        return square
+    interpolation = cv2.INTER_AREA if size < side else cv2.INTER_CUBIC
+    return cv2.resize(square, (size, size), interpolation=interpolation)
 
 
 class FolderDataset(Dataset):
@@ -67,7 +158,7 @@ class FolderDataset(Dataset):
             raise DataError(f"folder '{label}': no such directory")
         if not root.is_dir():
             raise DataError(f"folder '{label}': expected a directory, got a file")
-        self.files = list_images(root)
+        self.files = list_images(root, label)
         if not self.files:
             raise DataError(
                 f"folder '{label}': no image files (looked recursively for "
@@ -78,12 +169,22 @@ class FolderDataset(Dataset):
         return len(self.files)
 
     def fingerprint(self) -> str:
-        """Resolved folder, size, and every file's relative path, byte size and mtime (hashed)."""
+        """Resolved folder, size, and each file's relative path, resolved path, size and mtime.
+
+        Hashed; the resolved paths make the same relative folder name from two working
+        directories, or a symbolic link pointed elsewhere, two different data sets.
+        """
         digest = hashlib.sha256(f"{self.root.resolve()}|{self.size}".encode())
         for path in self.files:
-            stat = path.stat()
-            digest.update(f"|{path.relative_to(self.root).as_posix()}|{stat.st_size}|".encode())
-            digest.update(str(stat.st_mtime_ns).encode())
+            relative = path.relative_to(self.root).as_posix()
+            try:
+                stat = path.stat()
+                resolved = path.resolve(strict=True)
+            except OSError as exc:
+                raise DataError(
+                    f"folder '{self.label}': cannot read image '{relative}' ({exc.strerror or exc})"
+                ) from exc
+            digest.update(f"|{relative}|{resolved}|{stat.st_size}|{stat.st_mtime_ns}".encode())
         return f"code {source_hash(self)}; files {len(self.files)} {digest.hexdigest()[:16]}"
 
     @property
@@ -91,23 +192,47 @@ class FolderDataset(Dataset):
         return self.size, self.size
 
     def read(self, index: int) -> np.ndarray:
-        """Image ``index`` as ``uint8 (size, size, 3)`` RGB."""
+        """Image ``index`` as ``uint8 (size, size, 3)`` RGB.
+
+        Refused with a one-line :class:`DataError` naming the file: unreadable, undecodable,
+        a JPEG with any libjpeg warning (corrupt or truncated data), or more than
+        :data:`MAX_PIXELS` pixels (checked from the header before decoding when Pillow can
+        read it, else right after decoding).
+        """
         path = self.files[index]
         relative = path.relative_to(self.root).as_posix()
+        where = f"folder '{self.label}': image '{relative}'"
         try:
             encoded = np.fromfile(path, dtype=np.uint8)
         except OSError as exc:
             raise DataError(
                 f"folder '{self.label}': cannot read image '{relative}' ({exc.strerror or exc})"
             ) from exc
+        dims = header_size(path)
+        if dims == TOO_LARGE:
+            raise DataError(f"{where} has more than the limit of {MAX_PIXELS:,} pixels")
+        if dims is not None:
+            self._check_pixels(dims[0], dims[1], where)
+        if encoded[:3].tobytes() == _JPEG_MAGIC:
+            problem = check_jpeg(encoded.tobytes())
+            if problem is not None:
+                raise DataError(f"{where} {problem}")
         # IMREAD_COLOR gives 8-bit BGR: alpha dropped, grey repeated, 16-bit scaled, EXIF applied.
         image = cv2.imdecode(encoded, cv2.IMREAD_COLOR) if encoded.size else None
         if image is None:
             raise DataError(
                 f"folder '{self.label}': cannot decode image '{relative}' (corrupt or unsupported)"
             )
+        self._check_pixels(image.shape[1], image.shape[0], where)
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-        return resize_and_crop(image, self.size)
+        return centre_crop_and_resize(image, self.size)
+
+    @staticmethod
+    def _check_pixels(width: int, height: int, where: str) -> None:
+        if width * height > MAX_PIXELS:
+            raise DataError(
+                f"{where} has {width}x{height} pixels, more than the limit of {MAX_PIXELS:,}"
+            )
 
     def images(self, indices: Sequence[int]) -> torch.Tensor:
         if len(indices) == 0:
