@@ -1,4 +1,4 @@
-"""Command-line interface: ``python -m benchmark {list,run,train,compare,gate,report} ...``.
+"""Command-line interface: ``python -m benchmark {list,run,train,compare,gate,report,export,...}``.
 
 User errors (unknown names, bad parameters, corrupt files) print one line on stderr and exit
 with the error's code (2 for usage errors, 1 for data errors); they never show a traceback.
@@ -214,12 +214,14 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_arguments(p_train)
     p_train.set_defaults(func=training.run)
 
-    from benchmark import ci_gate, compare, report
+    from benchmark import ci_gate, compare, export, export_model, report
 
     for name, module, summary in (
         ("compare", compare, "compare two leaderboards or runs: the regression gate"),
         ("gate", ci_gate, "run the CI configuration (results/ci.toml) and the regression gate"),
         ("report", report, "write a self-contained HTML report of a run"),
+        ("export", export, "write the benchmark's inputs as PNGs for models outside the harness"),
+        ("export-model", export_model, "write a shipped U-Net as an ONNX or TorchScript file"),
     ):
         p_sub = sub.add_parser(
             name,

@@ -1,0 +1,150 @@
+"""``predictions:DIR``: score images filled by a model that lives outside the harness.
+
+The model reads an export (``python -m benchmark export``) and writes one filled RGB PNG per
+(mask, image) in the export's layout: ``DIR/<mask>/<index:06d>.png`` (``layout=native``) or
+``DIR/<mask>/<index:06d>_mask000.png`` (``layout=lama``, what LaMa's ``bin/predict.py`` writes).
+The harness composites and measures these images exactly like a native method's predictions.
+
+A method is normally called with pixels only; this one must know which (mask, image) each
+prediction belongs to, so it is a :class:`ContextMethod`: the harness calls
+:meth:`ContextMethod.inpaint_indexed` with the batch's indices and mask spec, and gets back the
+predictions plus a per-image failure reason (``None`` for images that succeeded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmark.errors import ContractError, DataError, UsageError
+from benchmark.export import (
+    LAYOUTS,
+    MANIFEST_JSON,
+    mask_folder,
+    prediction_name,
+    read_manifest,
+)
+from benchmark.method import METHODS, Method
+
+#: Per-image failure reasons of a batch: None where the image succeeded.
+Problems = list[str | None]
+
+
+class ContextMethod(Method):
+    """A method that needs each image's index and mask spec, not only its pixels.
+
+    The harness calls :meth:`inpaint_indexed` instead of :meth:`inpaint` when a method sets
+    ``needs_context = True``; predictions of failed images are NaN and their reason is in the
+    returned list (a harness that ignores the list still fails them, as NaN predictions).
+    """
+
+    needs_context = True
+
+    def inpaint(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        raise ContractError(
+            f"{type(self).__name__} needs each image's index and mask: the harness must call "
+            "inpaint_indexed(masked, mask, indices, mask_name)"
+        )
+
+    @abstractmethod
+    def inpaint_indexed(
+        self, masked: torch.Tensor, mask: torch.Tensor, indices: Sequence[int], mask_name: str
+    ) -> tuple[torch.Tensor, Problems]:
+        """Predictions ``(N, 3, H, W)`` for images ``indices`` under mask spec ``mask_name``.
+
+        Returns the predictions (NaN for images that failed) and one reason per image
+        (``None`` when it succeeded).
+        """
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@METHODS.register("predictions")
+class PredictionsMethod(ContextMethod):
+    """Images filled elsewhere: reads DIR/<mask>/<index>.png (predictions:DIR, layout=lama)."""
+
+    device = "cpu"
+
+    def __init__(self, path: str | None = None, name: str = "", layout: str = "native") -> None:
+        if not path:
+            raise ValueError("needs the prediction folder: predictions:DIR")
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        self.root = Path(str(path)).expanduser().resolve()
+        self.name = str(name)
+        self.layout = layout
+        if not self.root.is_dir():
+            raise DataError(f"prediction folder {str(path)!r} does not exist")
+        if read_manifest(self.root) is not None:
+            raise UsageError(
+                f"{str(path)!r} is an export folder (it holds {MANIFEST_JSON}): its files are the "
+                "benchmark's inputs, not predictions; point predictions: at your model's output"
+            )
+        #: SHA-256 of every PNG under the folder at build time, by relative path
+        self._digests = {
+            p.relative_to(self.root).as_posix(): _sha256(p.read_bytes())
+            for p in sorted(self.root.rglob("*.png"))
+            if p.is_file()
+        }
+
+    def fingerprint(self) -> str:
+        listing = "\n".join(f"{k} {v}" for k, v in self._digests.items())
+        return f"predictions {self.layout} sha256:{_sha256(listing.encode())[:16]}"
+
+    def _read(self, relative: str, height: int, width: int) -> np.ndarray:
+        """One prediction as ``uint8 (H, W, 3)`` RGB; raises DataError with the reason."""
+        import cv2
+
+        path = self.root / relative
+        if relative not in self._digests:
+            if path.is_file():
+                raise DataError(f"{relative}: appeared after the run started")
+            folder = path.parent
+            where = "folder" if not folder.is_dir() else "file"
+            missing = folder if where == "folder" else path
+            raise DataError(f"missing prediction {where} {missing}")
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise DataError(f"{relative}: cannot read ({exc.strerror or exc})") from None
+        if _sha256(data) != self._digests[relative]:
+            raise DataError(f"{relative}: changed after the run started")
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if pixels is None:
+            raise DataError(f"{relative}: not a readable PNG")
+        channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+        if channels != 3:
+            kind = {1: "grayscale", 2: "grayscale with alpha", 4: "RGBA"}.get(channels, "")
+            raise DataError(f"{relative}: {kind} image ({channels} channels), expected RGB")
+        if pixels.dtype != np.uint8:
+            raise DataError(f"{relative}: {pixels.dtype} samples, expected 8-bit")
+        if pixels.shape[:2] != (height, width):
+            got = f"{pixels.shape[1]}x{pixels.shape[0]}"
+            raise DataError(f"{relative}: {got} pixels, expected {width}x{height} (width x height)")
+        return pixels[..., ::-1]  # BGR -> RGB
+
+    def inpaint_indexed(
+        self, masked: torch.Tensor, mask: torch.Tensor, indices: Sequence[int], mask_name: str
+    ) -> tuple[torch.Tensor, Problems]:
+        height, width = masked.shape[-2:]
+        folder = mask_folder(mask_name)
+        filled = np.zeros((len(indices), height, width, 3), np.uint8)
+        problems: Problems = []
+        for k, index in enumerate(indices):
+            relative = f"{folder}/{prediction_name(self.layout, int(index))}"
+            try:
+                filled[k] = self._read(relative, height, width)
+                problems.append(None)
+            except DataError as exc:
+                problems.append(str(exc))
+        prediction = torch.from_numpy(filled).permute(0, 3, 1, 2).float().div_(255)
+        failed = torch.tensor([p is not None for p in problems], dtype=torch.bool)
+        prediction[failed] = float("nan")
+        return prediction, problems
