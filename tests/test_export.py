@@ -13,20 +13,27 @@ import cv2
 import numpy as np
 import pytest
 
+import benchmark
+from benchmark import runner
 from benchmark.datasets import build_dataset
-from benchmark.export import MANIFEST_JSON
+from benchmark.errors import UsageError
+from benchmark.export import MANIFEST_JSON, export
 from benchmark.masking import build_mask
 from benchmark.method import METHODS
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: Runs ``python -m benchmark`` in a subprocess. Until the runner itself calls
-#: ``inpaint_indexed`` for methods with ``needs_context`` (the hook ``predictions:`` defines), it
-#: installs that call around the runner's batch function, with per-image failure reasons.
-LAUNCHER = """
-import inspect, sys
-import benchmark.runner as runner
-if "inpaint_indexed" not in inspect.getsource(runner):
+
+def install_context_hook(runner, setattr=setattr) -> None:
+    """Make ``runner`` call ``inpaint_indexed`` for methods with ``needs_context``.
+
+    Stand-in until the runner makes this call itself (then it does nothing): predictions and
+    per-image failure reasons go through the runner's own batch function unchanged.
+    """
+    import inspect
+
+    if "inpaint_indexed" in inspect.getsource(runner):
+        return
     original = runner._evaluate_batch
 
     def evaluate_batch(evaluator, dataset, generator, batch, config, method_name, *rest):
@@ -50,7 +57,15 @@ if "inpaint_indexed" not in inspect.getsource(runner):
                 record["status"] = "failed: " + reasons[record["index"]]
         return records
 
-    runner._evaluate_batch = evaluate_batch
+    setattr(runner, "_evaluate_batch", evaluate_batch)
+
+
+#: ``python -m benchmark ARGS``, with the context hook installed when the runner lacks it.
+LAUNCHER = """
+import sys
+import benchmark.runner
+from tests.test_export import install_context_hook
+install_context_hook(benchmark.runner)
 from benchmark.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -126,10 +141,15 @@ def test_round_trip_matches_native_telea(tmp_path: Path, layout: str) -> None:
                 assert outside[key] == native[key], (mask, index, key)
 
 
+def export_here(out: Path, masks: str = "lines;square", **options) -> dict:
+    """In-process export of the default data set (CLI paths are tested by the round trips)."""
+    options = {"limit": 6, "seed": 3, **options}
+    return export("skimage-patches", "test", None, masks.split(";"), out, **options)
+
+
 def test_export_files_manifest_and_determinism(tmp_path: Path) -> None:
-    args = ["export", "--masks", "lines,square:max_size=0.25", "--limit", "3", "--seed", "2"]
-    assert cli(*args, "--out", "a", cwd=tmp_path)[0] == 0
-    assert cli(*args, "--out", "b", cwd=tmp_path)[0] == 0
+    for name in ("a", "b"):
+        export_here(tmp_path / name, "lines;square:max_size=0.25", limit=3, seed=2)
     files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*"))
     files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*"))
     assert files_a == files_b and len([f for f in files_a if f.suffix == ".png"]) == 18
@@ -138,8 +158,10 @@ def test_export_files_manifest_and_determinism(tmp_path: Path) -> None:
             assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     manifest = json.loads((tmp_path / "a" / MANIFEST_JSON).read_text())
     assert manifest["seed"] == 2 and manifest["layout"] == "native"
+    assert manifest["version"] == benchmark.__version__
     data = build_dataset("skimage-patches", "test", None, None)
     assert manifest["dataset"]["fingerprint"] == data.fingerprint()
+    assert manifest["masks"]["lines"]["fingerprint"] == build_mask("lines").fingerprint()
     assert list(manifest["masks"]) == ["lines", "square:max_size=0.25"]
     row = manifest["files"][4]  # square:max_size=0.25, image 1
     assert row["masked"] == "square_max_size-0.25/000001_masked.png"
@@ -158,7 +180,7 @@ def test_export_files_manifest_and_determinism(tmp_path: Path) -> None:
 
 
 def test_lama_layout_is_what_lama_reads(tmp_path: Path) -> None:
-    assert cli("export", *COMMON, "--layout", "lama", "--out", "ex", cwd=tmp_path)[0] == 0
+    export_here(tmp_path / "ex", layout="lama")
     # LaMa's evaluation data set: every **/*mask*.png is a mask, its image is the part before
     # the last "_mask" plus ".png", in the same folder
     root = str(tmp_path / "ex") + "/"
@@ -177,11 +199,11 @@ def test_lama_layout_is_what_lama_reads(tmp_path: Path) -> None:
 def test_export_refuses_a_foreign_folder_and_replaces_an_export(tmp_path: Path) -> None:
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
-    code, _, stderr = cli("export", "--masks", "lines", "--limit", "2", "--out", "mine", cwd=tmp_path)
-    assert "not empty" in one_line_error(code, stderr, 2)
-    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
-    assert cli("export", "--masks", "lines,square", "--limit", "4", "--out", "ex", cwd=tmp_path)[0] == 0
-    assert cli("export", "--masks", "lines", "--limit", "2", "--out", "ex", cwd=tmp_path)[0] == 0
+    with pytest.raises(UsageError, match="not empty"):
+        export_here(tmp_path / "mine")
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["notes.txt"]
+    export_here(tmp_path / "ex", limit=4)
+    export_here(tmp_path / "ex", "lines", limit=2)
     left = sorted(p.relative_to(tmp_path / "ex").as_posix() for p in (tmp_path / "ex").rglob("*"))
     assert left == [
         "lines",
@@ -191,34 +213,35 @@ def test_export_refuses_a_foreign_folder_and_replaces_an_export(tmp_path: Path) 
     ]
 
 
-def test_export_usage_errors(tmp_path: Path) -> None:
-    for args, needle in (
-        (["--masks", "lnes"], "unknown mask 'lnes'"),
-        (["--masks", "lines", "--limit", "0"], "--limit"),
-        (["--masks", "lines", "--mask-ratio", "0.5-0.1"], "--mask-ratio"),
-        (["--masks", "lines,lines"], "listed twice"),
-    ):
-        code, _, stderr = cli("export", *args, "--out", "x", cwd=tmp_path)
-        assert needle in one_line_error(code, stderr, 2), args
+@pytest.mark.parametrize(
+    ("masks", "options", "needle"),
+    [
+        ("lnes", {}, "unknown mask 'lnes'"),
+        ("lines", {"limit": 0}, "--limit"),
+        ("lines", {"mask_ratio": "0.5-0.1"}, "--mask-ratio"),
+        ("lines;lines", {}, "listed twice"),
+        ("lines", {"layout": "mat"}, "--layout"),
+    ],
+)
+def test_export_usage_errors(tmp_path: Path, masks: str, options: dict, needle: str) -> None:
+    with pytest.raises(UsageError, match=needle):
+        export_here(tmp_path / "x", masks, **options)
     assert not (tmp_path / "x").exists()
 
 
 def test_export_with_mask_ratio_keeps_only_masks_in_range(tmp_path: Path) -> None:
-    code, _, stderr = cli(
-        "export", "--masks", "lines", "--limit", "5", "--mask-ratio", "0.1-0.2", "--out", "ex",
-        cwd=tmp_path,
-    )
-    assert code == 0, stderr
-    manifest = json.loads((tmp_path / "ex" / MANIFEST_JSON).read_text())
+    manifest = export_here(tmp_path / "ex", "lines", limit=5, mask_ratio="0.1-0.2")
     assert manifest["mask_ratio"] == [0.1, 0.2]
     for row in manifest["files"]:
         hole = cv2.imread(str(tmp_path / "ex" / row["mask_file"]), cv2.IMREAD_GRAYSCALE) == 255
         assert 0.1 <= hole.mean() <= 0.2 and hole.mean() == pytest.approx(row["mask_ratio"])
 
 
-@pytest.mark.slow
-def test_bad_predictions_fail_only_their_images_with_the_reason(tmp_path: Path) -> None:
-    assert cli("export", "--masks", "lines,square", "--limit", "6", "--out", "ex", cwd=tmp_path)[0] == 0
+def test_bad_predictions_fail_only_their_images_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_context_hook(runner, monkeypatch.setattr)
+    export_here(tmp_path / "ex")
     telea_fill(tmp_path / "ex", tmp_path / "pred")
     pred = tmp_path / "pred" / "lines"
     (pred / "000000.png").unlink()
@@ -226,18 +249,44 @@ def test_bad_predictions_fail_only_their_images_with_the_reason(tmp_path: Path) 
     cv2.imwrite(str(pred / "000002.png"), np.zeros((32, 32, 4), np.uint8))
     cv2.imwrite(str(pred / "000003.png"), np.zeros((16, 32, 3), np.uint8))
     (pred / "000004.png").write_bytes(b"not a png")
-    code, stdout, stderr = cli(
-        "run", "--methods", "predictions:pred,name=mine", "--masks", "lines,square",
-        "--limit", "6", "--out", "run", "--quiet", cwd=tmp_path,
+    method = f"predictions:{tmp_path / 'pred'},name=mine"
+    config = runner.RunConfig(
+        methods=[method],
+        masks=["lines", "square"],
+        limit=6,
+        seed=3,
+        workers=1,
+        out=str(tmp_path / "run"),
+        progress=False,
     )
-    assert code == 0, stderr
+    result = runner.run_benchmark(config)
+    assert result.failed == 5
     rows = records(tmp_path / "run")
-    method = "predictions:name=mine,path=pred"
-    status = {i: rows[method, "lines", i]["status"] for i in range(6)}
+    key = str(METHODS.normalize(method))
+    status = {i: rows[key, "lines", i]["status"] for i in range(6)}
     assert "missing prediction file" in status[0]
     assert "grayscale" in status[1]
     assert "RGBA" in status[2]
     assert "expected 32x32" in status[3]
     assert "not a readable PNG" in status[4]
     assert status[5] == "ok"
-    assert all(rows[method, "square", i]["status"] == "ok" for i in range(6))
+    assert all(rows[key, "square", i]["status"] == "ok" for i in range(6))
+
+
+@pytest.mark.slow
+def test_predictions_refuses_an_export_folder_in_one_line(tmp_path: Path) -> None:
+    export_here(tmp_path / "ex", "lines", limit=2)
+    code, _, stderr = cli(
+        "run",
+        "--methods",
+        "predictions:ex",
+        "--masks",
+        "lines",
+        "--limit",
+        "2",
+        "--quiet",
+        "--out",
+        "run",
+        cwd=tmp_path,
+    )
+    assert "is an export folder" in one_line_error(code, stderr, 2)
