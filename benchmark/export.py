@@ -217,9 +217,12 @@ def export(
         "seed": seed,
         "mask_ratio": list(ratio) if ratio else None,
         "limit": limit,
-        "masks": {s: {"folder": mask_folder(s), "fingerprint": g.fingerprint()} for s, g in
-                  generators.items()},
-        "prediction_file": "<mask_folder>/" + prediction_name(layout, 0).replace("000000", "<index>"),
+        "masks": {
+            s: {"folder": mask_folder(s), "fingerprint": g.fingerprint()}
+            for s, g in generators.items()
+        },
+        "prediction_file": "<mask_folder>/"
+        + prediction_name(layout, 0).replace("000000", "<index>"),
         "files": rows,
     }
     write_json(out / MANIFEST_JSON, manifest)
@@ -273,6 +276,8 @@ def run(args: argparse.Namespace) -> int:
         f"exported {images} images x {len(manifest['masks'])} mask types "
         f"({args.layout} layout) to {args.out}; manifest: {Path(args.out) / MANIFEST_JSON}"
     )
-    print(f"write predictions as PRED/{manifest['prediction_file']}, then score them with "
-          "--methods predictions:PRED and the same --dataset/--split/--size/--seed/--limit")
+    print(
+        f"write predictions as PRED/{manifest['prediction_file']}, then score them with "
+        "--methods predictions:PRED and the same --dataset/--split/--size/--seed/--limit"
+    )
     return 0

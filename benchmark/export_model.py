@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import io
+import warnings
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.errors import UsageError
 from methods.unet import EPS
 
 EXAMPLES = """\
@@ -115,18 +117,30 @@ def export_bytes(module: nn.Module, fmt: str) -> bytes:
             buffer = io.BytesIO()
             torch.jit.save(traced, buffer)
             return buffer.getvalue()
+        try:
+            import onnx  # noqa: F401  (torch's ONNX writer needs it)
+        except ImportError:
+            raise UsageError(
+                "export-model --format onnx needs the onnx package: "
+                'pip install "inpaint-bench[onnx]"'
+            ) from None
         axes = {0: "batch", 2: "height", 3: "width"}
         buffer = io.BytesIO()
-        torch.onnx.export(
-            module,
-            example,
-            buffer,
-            input_names=["image", "mask"],
-            output_names=["output"],
-            dynamic_axes={"image": axes, "mask": axes, "output": axes},
-            opset_version=ONNX_OPSET,
-            dynamo=False,
-        )
+        # The TorchScript-based exporter: it writes this model in seconds where the
+        # torch.export-based one (dynamo=True, which also needs onnxscript) takes over a minute
+        # and gives the same outputs; torch marks it deprecated, hence the filter.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            torch.onnx.export(
+                module,
+                example,
+                buffer,
+                input_names=["image", "mask"],
+                output_names=["output"],
+                dynamic_axes={"image": axes, "mask": axes, "output": axes},
+                opset_version=ONNX_OPSET,
+                dynamo=False,
+            )
         return buffer.getvalue()
 
 

@@ -9,7 +9,8 @@ I/O convention of the exported model (both formats):
 Options: ``range=0-1|-1-1|0-255`` is the model's pixel scale (inputs are mapped to it, outputs
 mapped back to [0, 1] and clamped); ``multiple=K`` pads image and mask (replicate, centred) to a
 multiple of ``K`` and crops the output back; ``batch=B`` images per call bounds memory;
-``inputs=img,mask`` gives the names of the two inputs when the model uses others. Outputs far
+``inputs=img+mask`` names the two inputs when the model uses other names (``+``, since
+commas separate parameters). Outputs far
 outside the declared range (e.g. 0-255 values with ``range=0-1``) fail the batch with a hint.
 The fingerprint is the file's SHA-256, so a replaced file is never mixed with old records.
 """
@@ -65,7 +66,7 @@ class ExportedModel(Method):
         range: str = "0-1",
         multiple: int = 1,
         batch: int = 64,
-        inputs: str = "image,mask",
+        inputs: str = "image+mask",
     ) -> None:
         if not path:
             raise ValueError(f"needs the model file: {self.kind}:path=FILE")
@@ -74,9 +75,11 @@ class ExportedModel(Method):
         for option, value in (("multiple", multiple), ("batch", batch)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{option} must be an integer >= 1, got {value!r}")
-        names = [n.strip() for n in str(inputs).split(",")]
+        names = [n.strip() for n in str(inputs).split("+")]
         if len(names) != 2 or not all(names) or names[0] == names[1]:
-            raise ValueError(f"inputs must name the image and mask inputs (img,mask), got {inputs!r}")
+            raise ValueError(
+                f"inputs must name the image and mask inputs as img+mask, got {inputs!r}"
+            )
         self.path = Path(str(path)).expanduser()
         if not self.path.is_file():
             raise DataError(f"{self.kind} model {str(path)!r} does not exist")
@@ -92,7 +95,7 @@ class ExportedModel(Method):
     def describe_mismatch(self, declared: str) -> UsageError:
         return UsageError(
             f"{self.kind} model {str(self.path)!r} does not fit the I/O convention: expected "
-            f"{EXPECTED} (inputs named {','.join(self.inputs)}); the file declares {declared}"
+            f"{EXPECTED} (inputs named {'+'.join(self.inputs)}); the file declares {declared}"
         )
 
     def run_model(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -111,7 +114,11 @@ class ExportedModel(Method):
             image, (top, left) = pad_to_multiple(image, self.multiple)
             hole, _ = pad_to_multiple(hole, self.multiple)
             raw = self.run_model(image.contiguous(), hole.contiguous())
-            if raw.ndim != 4 or raw.shape[:2] != (len(image), 3) or raw.shape[2:] != image.shape[2:]:
+            if (
+                raw.ndim != 4
+                or raw.shape[:2] != (len(image), 3)
+                or raw.shape[2:] != image.shape[2:]
+            ):
                 raise ContractError(
                     f"{self.kind} model output has shape {tuple(raw.shape)}, expected "
                     f"{(len(image), 3, *image.shape[2:])}"
@@ -140,7 +147,7 @@ class OnnxMethod(ExportedModel):
         range: str = "0-1",
         multiple: int = 1,
         batch: int = 64,
-        inputs: str = "image,mask",
+        inputs: str = "image+mask",
     ) -> None:
         try:
             import onnxruntime as ort
@@ -215,8 +222,10 @@ def check_torchscript_archive(path: Path) -> None:
     tops = {n.split("/", 1)[0] for n in names}
     top = next(iter(tops)) if len(tops) == 1 else None
     needed = [f"{top}/data.pkl", f"{top}/constants.pkl"]
-    if top is None or not all(n in names for n in needed) or not any(
-        n.startswith(f"{top}/code/") for n in names
+    if (
+        top is None
+        or not all(n in names for n in needed)
+        or not any(n.startswith(f"{top}/code/") for n in names)
     ):
         raise DataError(
             f"torchscript model {str(path)!r} is not a TorchScript archive (no constants.pkl and "
@@ -236,7 +245,7 @@ class TorchScriptMethod(ExportedModel):
         range: str = "0-1",
         multiple: int = 1,
         batch: int = 64,
-        inputs: str = "image,mask",
+        inputs: str = "image+mask",
     ) -> None:
         super().__init__(path, range, multiple, batch, inputs)
         check_torchscript_archive(self.path)
@@ -244,7 +253,9 @@ class TorchScriptMethod(ExportedModel):
             self.module = torch.jit.load(str(self.path), map_location="cpu")
         except Exception as exc:  # torch raises RuntimeError subclasses with long C++ traces
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise DataError(f"torchscript model {str(self.path)!r} cannot be loaded: {first}") from None
+            raise DataError(
+                f"torchscript model {str(self.path)!r} cannot be loaded: {first}"
+            ) from None
         self.module.eval()
         self._check_signature()
         self._device = torch.device("cpu")
