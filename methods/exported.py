@@ -59,6 +59,8 @@ class ExportedModel(Method):
 
     device = "auto"
     kind = ""
+    #: Built only from a user's file: ``--methods all`` and parameter-free contract tests skip it.
+    requires_path = True
 
     def __init__(
         self,
