@@ -2,13 +2,12 @@
 
 The files follow the I/O convention of the ``onnx:`` and ``torchscript:`` methods: inputs
 ``image`` float32 (N, 3, H, W) in [0, 1] with holes 0 and ``mask`` float32 (N, 1, H, W) with
-1 = hole, output ``(N, 3, H, W)`` in [0, 1]; batch, height and width are dynamic. Height and
-width must be multiples of 16 (the U-Net halves them four times): run the files with
-``multiple=16``, which pads and crops around the model the way the native method does.
+1 = hole, output ``(N, 3, H, W)`` in [0, 1]; batch, height and width are dynamic, any size.
 
-Both files are traced, and tracing freezes Python branches on sizes, so the exported graph is
-the U-Net without its own padding and with a push-pull fill of fixed depth (levels past 1x1
-are exact identities), which makes it valid at every size, not only the traced one.
+Both files are traced, and tracing freezes Python branches on sizes, so the traced module is the
+native forward pass rewritten without such branches: the push-pull fill unrolled to a fixed
+depth (levels past 1x1 are exact identities) and the pad-to-16 made unconditional (a pad of 0
+is a no-op; the size arithmetic itself is recorded). It gives the native results at every size.
 """
 
 from __future__ import annotations
@@ -23,16 +22,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.errors import UsageError
-from methods.unet import EPS
+from methods.unet import EPS, MULTIPLE
 
 EXAMPLES = """\
 examples:
   python -m benchmark export-model unet-fill --format onnx --out unet-fill.onnx
   python -m benchmark export-model unet --format torchscript --out unet.pt
-  python -m benchmark run --methods unet-fill,onnx:unet-fill.onnx,multiple=16 --masks lines
+  python -m benchmark run --methods unet-fill,onnx:unet-fill.onnx --masks lines
 
 The files take image (N,3,H,W) in [0,1] with holes 0 and mask (N,1,H,W) with 1 = hole, and
-return (N,3,H,W) in [0,1]; H and W must be multiples of 16 (use multiple=16).
+return (N,3,H,W) in [0,1], at any batch size and image size.
 """
 
 FORMATS = ("onnx", "torchscript")
@@ -75,7 +74,15 @@ class ConventionUNet(nn.Module):
         if self.refine:
             fill = push_pull_fixed(image, 1 - mask, PUSH_PULL_LEVELS)
             x = torch.cat([fill, mask], 1)
-        # the U-Net body of methods.unet.UNet.forward, without its size-dependent padding
+        # methods.unet.UNet.forward with its padding made unconditional: the tracer records the
+        # size arithmetic (so any size works), where an `if` on sizes would be frozen
+        height, width = x.shape[-2], x.shape[-1]
+        pad_h, pad_w = (
+            (MULTIPLE - height % MULTIPLE) % MULTIPLE,
+            (MULTIPLE - width % MULTIPLE) % MULTIPLE,
+        )
+        top, left = pad_h // 2, pad_w // 2
+        x = F.pad(x, (left, pad_w - left, top, pad_h - top), mode="replicate")
         e1 = m.enc1(x)
         e2 = m.enc2(F.max_pool2d(e1, 2))
         e3 = m.enc3(F.max_pool2d(e2, 2))
@@ -85,7 +92,7 @@ class ConventionUNet(nn.Module):
         y = m.dec3(torch.cat([m.up3(y), e3], 1))
         y = m.dec2(torch.cat([m.up2(y), e2], 1))
         y = m.dec1(torch.cat([m.up1(y), e1], 1))
-        y = m.head(y)
+        y = m.head(y)[:, :, top : top + height, left : left + width]
         if not self.refine:
             return torch.sigmoid(y)
         y = torch.sigmoid(torch.logit(fill.clamp(EPS, 1 - EPS)) + y)
@@ -162,5 +169,5 @@ def run(args: argparse.Namespace) -> int:
     write_atomic(args.out, data)
     method = "onnx" if args.fmt == "onnx" else "torchscript"
     print(f"wrote {args.out} ({len(data) / 1e6:.1f} MB, {args.architecture} as {args.fmt})")
-    print(f"benchmark it with: --methods {args.architecture},{method}:{args.out},multiple=16")
+    print(f"benchmark it with: --methods {args.architecture},{method}:{args.out}")
     return 0
