@@ -129,7 +129,8 @@ class PredictionsMethod(ContextMethod):
         channels = 1 if pixels.ndim == 2 else pixels.shape[2]
         if channels != 3:
             kind = {1: "grayscale", 2: "grayscale with alpha", 4: "RGBA"}.get(channels, "")
-            raise DataError(f"{relative}: {kind} image ({channels} channels), expected RGB")
+            plural = "" if channels == 1 else "s"
+            raise DataError(f"{relative}: {kind} image ({channels} channel{plural}), expected RGB")
         if pixels.dtype != np.uint8:
             raise DataError(f"{relative}: {pixels.dtype} samples, expected 8-bit")
         if pixels.shape[:2] != (height, width):
