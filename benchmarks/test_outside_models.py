@@ -38,11 +38,18 @@ def ratio_summary(request):
     for label, name in RATIOS:
         harness, bare = MEDIANS.get(f"harness_{name}"), MEDIANS.get(f"bare_{name}")
         if harness and bare and reporter:
-            reporter.write_line(f"\n{label}: {harness / bare:.3f}")
+            reporter.write_sep("-", f"{label}: {harness / bare:.3f}")
 
 
-def keep(benchmark, name: str) -> None:
-    MEDIANS[name] = benchmark.stats.stats.median
+@pytest.fixture
+def keep(remember):
+    """Keep a median here (for this module's ratios) and in the suite's summary."""
+
+    def _keep(benchmark, name: str) -> None:
+        MEDIANS[name] = benchmark.stats.stats.median
+        remember(benchmark, name)
+
+    return _keep
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +73,7 @@ def prediction_dir(tmp_path_factory, test_images):
     return folder
 
 
-def test_bare_onnx(benchmark, test_images, onnx_file):
+def test_bare_onnx(benchmark, test_images, onnx_file, keep):
     import onnxruntime as ort
 
     images, masks = test_images
@@ -85,7 +92,7 @@ def test_bare_onnx(benchmark, test_images, onnx_file):
     keep(benchmark, "bare_onnx")
 
 
-def test_harness_onnx(benchmark, test_images, onnx_file):
+def test_harness_onnx(benchmark, test_images, onnx_file, keep):
     images, masks = test_images
     images, masks = images[:ONNX_IMAGES], masks[:ONNX_IMAGES]
     method = METHODS.build(f"onnx:{onnx_file},multiple=16,batch={BATCH}")
@@ -96,7 +103,7 @@ def test_harness_onnx(benchmark, test_images, onnx_file):
     keep(benchmark, "harness_onnx")
 
 
-def test_bare_predictions(benchmark, test_images, prediction_dir):
+def test_bare_predictions(benchmark, test_images, prediction_dir, keep):
     import cv2
 
     images, _ = test_images
@@ -110,7 +117,7 @@ def test_bare_predictions(benchmark, test_images, prediction_dir):
     keep(benchmark, "bare_predictions")
 
 
-def test_harness_predictions(benchmark, test_images, prediction_dir):
+def test_harness_predictions(benchmark, test_images, prediction_dir, keep):
     images, masks = test_images
     method = METHODS.build(f"predictions:{prediction_dir}")
     masked = images.masked_fill(masks, 0)
