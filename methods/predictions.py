@@ -69,13 +69,20 @@ def _sha256(data: bytes) -> str:
 
 @METHODS.register("predictions")
 class PredictionsMethod(ContextMethod):
-    """Images filled elsewhere: reads DIR/<mask>/<index>.png (predictions:DIR, layout=lama)."""
+    """Images filled elsewhere: reads DIR/<mask>/<index>.png (predictions:DIR, layout=lama).
+
+    ``export=EXPORT_DIR`` (optional) checks every image's mask and masked input against the
+    export the model read, so predictions made for other masks (another ``--seed``, ``--size``,
+    ``--mask-ratio`` or data set) fail with that reason instead of being scored.
+    """
 
     device = "cpu"
     #: Built only from a user's folder: ``--methods all`` and parameter-free contract tests skip it.
     requires_path = True
 
-    def __init__(self, path: str | None = None, name: str = "", layout: str = "native") -> None:
+    def __init__(
+        self, path: str | None = None, name: str = "", layout: str = "native", export: str = ""
+    ) -> None:
         if not path:
             raise ValueError("needs the prediction folder: predictions:DIR")
         if layout not in LAYOUTS:
@@ -91,6 +98,22 @@ class PredictionsMethod(ContextMethod):
                 f"{str(path)!r} is an export folder (it holds {MANIFEST_JSON}): its files are the "
                 "benchmark's inputs, not predictions; point predictions: at your model's output"
             )
+        self.export = str(export)
+        self._export_files: dict[tuple[str, int], tuple[str, str]] = {}
+        if export:
+            manifest = read_manifest(Path(self.export).expanduser())
+            if manifest is None:
+                raise DataError(
+                    f"export={self.export!r}: no export manifest ({MANIFEST_JSON}) there"
+                )
+            root = Path(self.export).expanduser().resolve()
+            self._export_files = {
+                (row["mask_folder"], int(row["index"])): (
+                    str(root / row["masked"]),
+                    str(root / row["mask_file"]),
+                )
+                for row in manifest.get("files", [])
+            }
         #: SHA-256 of every PNG under the folder at build time, by relative path
         self._digests = {
             p.relative_to(self.root).as_posix(): _sha256(p.read_bytes())
@@ -138,6 +161,31 @@ class PredictionsMethod(ContextMethod):
             raise DataError(f"{relative}: {got} pixels, expected {width}x{height} (width x height)")
         return pixels[..., ::-1]  # BGR -> RGB
 
+    def _check_export(
+        self, masked: torch.Tensor, hole: torch.Tensor, folder: str, index: int
+    ) -> None:
+        """Raise DataError unless the export holds this image with this mask and input."""
+        import cv2
+
+        files = self._export_files.get((folder, index))
+        if files is None:
+            raise DataError(
+                f"image {index} of mask folder {folder!r} is not in export {self.export}"
+            )
+        exported_masked = cv2.imread(files[0], cv2.IMREAD_COLOR)
+        exported_hole = cv2.imread(files[1], cv2.IMREAD_GRAYSCALE)
+        if exported_masked is None or exported_hole is None:
+            raise DataError(f"cannot read image {index} of {folder!r} in export {self.export}")
+        pixels = masked.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        if exported_hole.shape != tuple(hole.shape) or not (
+            np.array_equal(exported_hole == 255, hole.numpy())
+            and np.array_equal(exported_masked[..., ::-1], pixels)
+        ):
+            raise DataError(
+                f"image {index} of {folder!r}: its mask or masked input differs from export "
+                f"{self.export} (exported with other --seed, --size, --mask-ratio or data?)"
+            )
+
     def inpaint_indexed(
         self, masked: torch.Tensor, mask: torch.Tensor, indices: Sequence[int], mask_name: str
     ) -> tuple[torch.Tensor, Problems]:
@@ -148,6 +196,8 @@ class PredictionsMethod(ContextMethod):
         for k, index in enumerate(indices):
             relative = f"{folder}/{prediction_name(self.layout, int(index))}"
             try:
+                if self.export:
+                    self._check_export(masked[k], mask[k, 0], folder, int(index))
                 filled[k] = self._read(relative, height, width)
                 problems.append(None)
             except DataError as exc:

@@ -16,7 +16,7 @@ import pytest
 import benchmark
 from benchmark import runner
 from benchmark.datasets import build_dataset
-from benchmark.errors import UsageError
+from benchmark.errors import DataError, UsageError
 from benchmark.export import MANIFEST_JSON, export
 from benchmark.masking import build_mask
 from benchmark.method import METHODS
@@ -290,3 +290,27 @@ def test_predictions_refuses_an_export_folder_in_one_line(tmp_path: Path) -> Non
         cwd=tmp_path,
     )
     assert "is an export folder" in one_line_error(code, stderr, 2)
+
+
+def test_predictions_checked_against_their_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    install_context_hook(runner, monkeypatch.setattr)
+    export_here(tmp_path / "ex", "lines", limit=4, seed=3)
+    telea_fill(tmp_path / "ex", tmp_path / "pred")
+    method = f"predictions:{tmp_path / 'pred'},export={tmp_path / 'ex'}"
+    for seed, expected_failures in ((3, 0), (4, 4)):
+        config = runner.RunConfig(
+            methods=[method],
+            masks=["lines"],
+            limit=4,
+            seed=seed,
+            workers=1,
+            out=str(tmp_path / f"run{seed}"),
+            progress=False,
+        )
+        assert runner.run_benchmark(config).failed == expected_failures
+    rows = records(tmp_path / "run4").values()
+    assert all("differs from export" in r["status"] for r in rows)
+    with pytest.raises(DataError, match="no export manifest"):
+        METHODS.build(f"predictions:{tmp_path / 'pred'},export={tmp_path / 'pred'}")
