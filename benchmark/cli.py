@@ -81,8 +81,8 @@ def _expand_methods(text: str) -> list[str]:
     from benchmark.method import METHODS
 
     specs = split_specs(text)
-    if specs == ["all"]:
-        return METHODS.names()
+    if specs == ["all"]:  # every method that runs without a user's file (not onnx:, predictions:)
+        return [n for n in METHODS.names() if not getattr(METHODS.get(n), "requires_path", False)]
     if "all" in specs:
         raise UsageError("--methods all cannot be combined with other names")
     return specs

@@ -8,7 +8,9 @@
 * ``harness_predictions``: ``predictions:DIR`` reading them (file hash check, decode, channel,
   depth and size checks, per-image reasons).
 
-The ratios harness / bare are printed at the end of the module (target: at most 1.15 on CPU).
+Ratios harness / bare (target: at most 1.15 on CPU) are shown by the suite's summary once
+``benchmarks/conftest.py`` lists ``harness_onnx``/``bare_onnx`` and
+``harness_predictions``/``bare_predictions`` in ``RATIOS``.
 """
 
 from __future__ import annotations
@@ -24,32 +26,12 @@ from benchmark.runner import Evaluator
 BATCH = 64
 #: Images of the ONNX case (the U-Net is about 40x slower per image than reading a PNG).
 ONNX_IMAGES = 256
-MEDIANS: dict[str, float] = {}
-RATIOS = [
-    ("onnx unet-fill on cpu: harness method path / bare onnxruntime loop", "onnx"),
-    ("predictions: harness reading / bare cv2.imread loop", "predictions"),
-]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def ratio_summary(request):
-    yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    for label, name in RATIOS:
-        harness, bare = MEDIANS.get(f"harness_{name}"), MEDIANS.get(f"bare_{name}")
-        if harness and bare and reporter:
-            reporter.write_sep("-", f"{label}: {harness / bare:.3f}")
 
 
 @pytest.fixture
 def keep(remember):
-    """Keep a median here (for this module's ratios) and in the suite's summary."""
-
-    def _keep(benchmark, name: str) -> None:
-        MEDIANS[name] = benchmark.stats.stats.median
-        remember(benchmark, name)
-
-    return _keep
+    """Keep a median for the suite's ratio summary (``harness_<x>`` / ``bare_<x>``)."""
+    return remember
 
 
 @pytest.fixture(scope="module")
