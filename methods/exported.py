@@ -195,13 +195,32 @@ class OnnxMethod(ExportedModel):
                 raise self.describe_mismatch(declared)
         if outputs[0].type != "tensor(float)" or not _fits(outputs[0].shape, 3):
             raise self.describe_mismatch(declared)
+        shape = by_name[self.inputs[0]].shape
+        # a fixed batch size (often 1) sets the chunk size; a fixed image size is checked per call
+        self._fixed_batch = shape[0] if isinstance(shape[0], int) and shape[0] > 0 else None
+        if self._fixed_batch:
+            self.batch = self._fixed_batch
+        self._fixed_size = tuple(shape[2:]) if all(isinstance(d, int) for d in shape[2:]) else None
 
     def fingerprint(self) -> str:
         return f"{super().fingerprint()}; onnxruntime {self.ort_version} {self.provider}"
 
     def run_model(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if self._fixed_size and tuple(image.shape[2:]) != self._fixed_size:
+            height, width = self._fixed_size
+            raise ContractError(
+                f"onnx model {str(self.path)!r} takes {width}x{height} images only, got "
+                f"{image.shape[3]}x{image.shape[2]} (run the benchmark at --size {height} or "
+                "export the model with dynamic height and width)"
+            )
+        count = len(image)
+        if self._fixed_batch and count < self._fixed_batch:
+            # the last, smaller chunk of a fixed-batch model: fill it up with copies, drop them
+            extra = self._fixed_batch - count
+            image = np.concatenate([image, np.repeat(image[-1:], extra, 0)])
+            mask = np.concatenate([mask, np.repeat(mask[-1:], extra, 0)])
         (output, *_) = self.session.run(None, {self.inputs[0]: image, self.inputs[1]: mask})
-        return output
+        return output[:count]
 
 
 def _fits(shape: list[Any], channels: int) -> bool:

@@ -225,6 +225,21 @@ def test_input_names(kind: str, tmp_path: Path) -> None:
     assert torch.allclose(out[known], masked[known]) and torch.all(out[~known] == 0.25)
 
 
+def test_onnx_with_fixed_batch_and_size(tmp_path: Path) -> None:
+    path = tmp_path / "fixed.onnx"
+    example = (torch.rand(2, 3, 16, 16), torch.rand(2, 1, 16, 16))
+    torch.onnx.export(
+        AbsHoles(), example, str(path), input_names=["image", "mask"], dynamo=False
+    )  # no dynamic axes: batch 2, 16x16 only
+    method = METHODS.build(f"onnx:{path},batch=64")
+    _, masked, mask = batch_of(5, 16, 16)  # chunks of 2, 2 and 1 (filled up to 2)
+    out = method.inpaint(masked, mask)
+    assert torch.allclose(out, masked)
+    _, masked, mask = batch_of(2, 24, 24)
+    with pytest.raises(ContractError, match="takes 16x16 images only, got 24x24"):
+        method.inpaint(masked, mask)
+
+
 def test_onnx_without_onnxruntime_says_how_to_install(monkeypatch, tmp_path: Path) -> None:
     path = write_onnx(AbsHoles(), tmp_path / "m.onnx")
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime -> ImportError
