@@ -1,4 +1,4 @@
-"""Command-line interface: ``python -m benchmark {list,run,check,train,compare,gate,report}``.
+"""Command-line interface: ``python -m benchmark {list,run,check,train,compare,gate,report,...}``.
 
 User errors (unknown names, bad parameters, corrupt files) print one line on stderr and exit
 with the error's code (2 for usage errors, 1 for data errors); they never show a traceback.
@@ -159,8 +159,12 @@ def _expand_methods(text: str) -> list[str]:
     from benchmark.method import METHODS
 
     specs = split_specs(text)
-    if specs == ["all"]:
-        return [name for name in METHODS.names() if _buildable(METHODS, name)]
+    if specs == ["all"]:  # every method that runs without a user's file (not onnx:, predictions:)
+        return [
+            name
+            for name in METHODS.names()
+            if not getattr(METHODS.get(name), "requires_path", False) and _buildable(METHODS, name)
+        ]
     if "all" in specs:
         raise UsageError("--methods all cannot be combined with other names")
     return specs
@@ -370,12 +374,14 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_arguments(p_train)
     p_train.set_defaults(func=training.run)
 
-    from benchmark import ci_gate, compare, report
+    from benchmark import ci_gate, compare, export, export_model, report
 
     for name, module, summary in (
         ("compare", compare, "compare two leaderboards or runs: the regression gate"),
         ("gate", ci_gate, "run the CI configuration (results/ci.toml) and the regression gate"),
         ("report", report, "write a self-contained HTML report of a run"),
+        ("export", export, "write the benchmark's inputs as PNGs for models outside the harness"),
+        ("export-model", export_model, "write a shipped U-Net as an ONNX or TorchScript file"),
     ):
         p_sub = sub.add_parser(
             name,

@@ -250,8 +250,13 @@ def test_run_methods_all(run_cli, tmp_path):
     )
     assert code == 0, stderr
     ranked = tables(stdout)["square"]
-    builtins = [n for n in METHODS.names() if METHODS.origin(n) == "built-in"]
+    builtins = [
+        n
+        for n in METHODS.names()
+        if METHODS.origin(n) == "built-in" and not getattr(METHODS.get(n), "requires_path", False)
+    ]
     assert set(builtins) <= set(ranked) <= set(METHODS.names())  # plus usable plug-ins, if any
+    assert {"onnx", "torchscript", "predictions"}.isdisjoint(ranked)  # they need a user's file
     assert len(ranked) == len(set(ranked))
     assert f"{6 * len(ranked)} records computed" in stdout
 

@@ -1,0 +1,283 @@
+"""``python -m benchmark export``: the benchmark's inputs as lossless PNGs for outside models.
+
+For each mask type and image the export writes the original, the masked input (hole pixels 0)
+and the mask (255 = hole) exactly as the harness draws them, plus a manifest (``manifest.json``
+and ``manifest.csv``) naming every file with its mask spec, index, hole ratio, the seed and the
+data set's identity. A model that lives elsewhere fills the masked inputs, writes its images in
+the same layout, and ``--methods predictions:DIR`` scores them like a native method.
+
+Layouts (``<mask>`` is the mask spec as a file name, as in run folders):
+
+``native``  ``DIR/<mask>/<index:06d>.png`` (original), ``<index:06d>_masked.png``,
+            ``<index:06d>_mask.png``; predictions go to ``PRED/<mask>/<index:06d>.png``.
+``lama``    ``DIR/<mask>/<index:06d>.png`` (the masked input) and
+            ``DIR/<mask>/<index:06d>_mask000.png``, the layout LaMa's ``bin/predict.py`` reads
+            (images ``<name>.png``, masks ``*mask*.png`` in the same folder); originals go to
+            ``DIR/_original/<index:06d>.png``, outside the mask folders. LaMa writes
+            ``PRED/<mask>/<index:06d>_mask000.png``, which ``predictions:PRED,layout=lama`` reads.
+
+The same command always writes byte-identical files: fixed PNG parameters, no timestamps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+EXAMPLES = """\
+examples:
+  python -m benchmark export --masks lines,square --limit 100 --out exported
+  python -m benchmark export --dataset cifar10 --data-dir ~/data --masks lines --out ex
+  python -m benchmark export --masks square --mask-ratio 0.1-0.2 --layout lama --out ex-lama
+
+Fill exported/<mask>/<index>_masked.png with your model, write the results as
+preds/<mask>/<index>.png, then score them with the same options:
+  python -m benchmark run --methods telea,predictions:preds,name=mine --masks lines,square \\
+      --limit 100
+"""
+
+#: Identifies an export manifest (``predictions:`` refuses to score an export folder itself).
+MANIFEST_KIND = "inpaint-bench export"
+MANIFEST_JSON = "manifest.json"
+MANIFEST_CSV = "manifest.csv"
+LAYOUTS = ("native", "lama")
+#: Fixed PNG encoder settings: the same pixels always give the same bytes.
+PNG_PARAMS = (1, 3)  # (cv2.IMWRITE_PNG_COMPRESSION, level 3); cv2 writes no time chunk
+#: Folder of the originals in the LaMa layout.
+LAMA_ORIGINALS = "_original"
+CSV_FIELDS = ("mask", "mask_folder", "index", "original", "masked", "mask_file", "mask_ratio")
+
+
+def mask_folder(mask_spec: str) -> str:
+    """The folder name of a (normalised) mask spec, the run folders' rule."""
+    from benchmark.runner import slugify
+
+    return slugify(mask_spec)
+
+
+def file_names(layout: str, folder: str, index: int) -> dict[str, str]:
+    """Relative paths of the original, masked input and mask of one (mask, image)."""
+    stem = f"{index:06d}"
+    if layout == "lama":
+        return {
+            "original": f"{LAMA_ORIGINALS}/{stem}.png",
+            "masked": f"{folder}/{stem}.png",
+            "mask_file": f"{folder}/{stem}_mask000.png",
+        }
+    return {
+        "original": f"{folder}/{stem}.png",
+        "masked": f"{folder}/{stem}_masked.png",
+        "mask_file": f"{folder}/{stem}_mask.png",
+    }
+
+
+def prediction_name(layout: str, index: int) -> str:
+    """File name (inside the mask folder) of a model's prediction for image ``index``."""
+    return f"{index:06d}_mask000.png" if layout == "lama" else f"{index:06d}.png"
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    """``uint8 (H, W, 3)`` RGB or ``(H, W)`` gray -> PNG bytes (fixed settings)."""
+    import cv2
+
+    if pixels.ndim == 3:
+        pixels = pixels[..., ::-1]  # OpenCV writes BGR
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(pixels), list(PNG_PARAMS))
+    if not ok:
+        raise OSError("OpenCV could not encode a PNG")
+    return data.tobytes()
+
+
+def read_manifest(directory: str | Path) -> dict[str, Any] | None:
+    """The export manifest of ``directory``, or None when it holds none."""
+    path = Path(directory) / MANIFEST_JSON
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("kind") == MANIFEST_KIND else None
+
+
+def _prepare_out(out: Path) -> None:
+    """Refuse a non-empty folder that is not an export; clear a previous export's files."""
+    from benchmark.errors import UsageError
+
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {str(out)!r} is a file, expected a folder")
+    if not out.exists() or not any(out.iterdir()):
+        return
+    previous = read_manifest(out)
+    if previous is None:
+        raise UsageError(
+            f"--out {str(out)!r} is not empty and holds no export manifest; "
+            "choose a new or empty folder"
+        )
+    # files of the previous export only: a smaller --limit must not leave stale images behind
+    for row in previous.get("files", []):
+        for key in ("original", "masked", "mask_file"):
+            name = row.get(key) if isinstance(row, dict) else None
+            if isinstance(name, str) and ".." not in Path(name).parts:
+                (out / name).unlink(missing_ok=True)
+    for folder in sorted((p for p in out.rglob("*") if p.is_dir()), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def export(
+    dataset: str,
+    split: str,
+    size: int | None,
+    masks: Sequence[str],
+    out: str | Path,
+    data_dir: str | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    mask_ratio: str | None = None,
+    layout: str = "native",
+) -> dict[str, Any]:
+    """Write the export of ``masks`` over ``dataset`` to ``out``; return the manifest."""
+    import benchmark
+    from benchmark.datasets import build_dataset
+    from benchmark.datasets.base import dataset_spec
+    from benchmark.errors import UsageError
+    from benchmark.masking import MASKS, build_mask, parse_ratio_range
+    from benchmark.method import to_uint8_hwc
+    from benchmark.records import write_atomic, write_json
+
+    if layout not in LAYOUTS:
+        raise UsageError(f"--layout: expected one of {', '.join(LAYOUTS)}, got {layout!r}")
+    if limit is not None and limit < 1:
+        raise UsageError(f"--limit must be at least 1, got {limit}")
+    if seed < 0:
+        raise UsageError(f"--seed must be non-negative, got {seed}")
+    ratio = parse_ratio_range(mask_ratio) if mask_ratio else None
+    specs = [str(MASKS.normalize(m)) for m in masks]
+    if not specs:
+        raise UsageError("--masks needs at least one name")
+    repeated = sorted({s for s in specs if specs.count(s) > 1})
+    if repeated:
+        raise UsageError(f"masks listed twice (after aliases and defaults): {', '.join(repeated)}")
+    generators = {s: build_mask(s) for s in specs}
+    data = build_dataset(dataset, split, size, data_dir)
+    count = len(data) if limit is None else min(limit, len(data))
+    out = Path(out)
+    _prepare_out(out)
+
+    rows: list[dict[str, Any]] = []
+    batch_size = 256
+    for start in range(0, count, batch_size):
+        indices = list(range(start, min(start + batch_size, count)))
+        originals = data.images(indices)
+        height, width = originals.shape[-2:]
+        originals_u8 = to_uint8_hwc(originals)
+        for spec, generator in generators.items():
+            holes = generator.batch(indices, height, width, seed, ratio)
+            masked_u8 = to_uint8_hwc(originals.masked_fill(holes, 0.0))
+            holes_u8 = holes[:, 0].numpy().astype(np.uint8) * 255
+            ratios = holes.flatten(1).float().mean(1).tolist()
+            folder = mask_folder(spec)
+            for j, index in enumerate(indices):
+                names = file_names(layout, folder, index)
+                for key, pixels in (
+                    ("original", originals_u8[j]),
+                    ("masked", masked_u8[j]),
+                    ("mask_file", holes_u8[j]),
+                ):
+                    write_atomic(out / names[key], encode_png(pixels))
+                rows.append(
+                    {
+                        "mask": spec,
+                        "mask_folder": folder,
+                        "index": index,
+                        **names,
+                        "mask_ratio": ratios[j],
+                    }
+                )
+    rows.sort(key=lambda r: (specs.index(r["mask"]), r["index"]))
+    manifest = {
+        "kind": MANIFEST_KIND,
+        "version": benchmark.__version__,
+        "layout": layout,
+        "dataset": {
+            "spec": str(dataset_spec(dataset)),
+            "split": split,
+            "size": size,
+            "data_dir": str(Path(data_dir).expanduser().resolve()) if data_dir else None,
+            "fingerprint": data.fingerprint(),
+            "images": count,
+            "image_size": list(data.image_size),
+        },
+        "seed": seed,
+        "mask_ratio": list(ratio) if ratio else None,
+        "limit": limit,
+        "masks": {
+            s: {"folder": mask_folder(s), "fingerprint": g.fingerprint()}
+            for s, g in generators.items()
+        },
+        "prediction_file": "<mask_folder>/"
+        + prediction_name(layout, 0).replace("000000", "<index>"),
+        "files": rows,
+    }
+    write_json(out / MANIFEST_JSON, manifest)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows({k: row[k] for k in CSV_FIELDS} for row in rows)
+    write_atomic(out / MANIFEST_CSV, text.getvalue())
+    return manifest
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``export``."""
+    parser.add_argument("--dataset", default="skimage-patches", help="data set (as for run)")
+    parser.add_argument("--data-dir", default=None, help="where data set files live (cifar10)")
+    parser.add_argument("--split", default="test", choices=["train", "test"])
+    parser.add_argument("--size", type=int, default=None, help="image side (as for run)")
+    parser.add_argument("--masks", required=True, help="comma-separated mask generators")
+    parser.add_argument(
+        "--mask-ratio", default=None, help="keep only masks whose hole ratio is in LOW-HIGH"
+    )
+    parser.add_argument("--limit", type=int, default=None, help="export the first N images only")
+    parser.add_argument("--seed", type=int, default=0, help="mask seed (default 0)")
+    parser.add_argument("--out", required=True, help="export folder (new, empty or an export)")
+    parser.add_argument(
+        "--layout",
+        default="native",
+        choices=LAYOUTS,
+        help="native (<index>_masked.png, <index>_mask.png) or lama (<name>_mask000.png)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """``export`` subcommand: write the files and print a one-line summary."""
+    from benchmark.registry import split_specs
+
+    manifest = export(
+        dataset=args.dataset,
+        split=args.split,
+        size=args.size,
+        masks=split_specs(args.masks),
+        out=args.out,
+        data_dir=args.data_dir,
+        limit=args.limit,
+        seed=args.seed,
+        mask_ratio=args.mask_ratio,
+        layout=args.layout,
+    )
+    images = manifest["dataset"]["images"]
+    print(
+        f"exported {images} images x {len(manifest['masks'])} mask types "
+        f"({args.layout} layout) to {args.out}; manifest: {Path(args.out) / MANIFEST_JSON}"
+    )
+    print(
+        f"write predictions as PRED/{manifest['prediction_file']}, then score them with "
+        "--methods predictions:PRED and the same --dataset/--split/--size/--seed/--limit"
+    )
+    return 0

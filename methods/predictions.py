@@ -1,0 +1,209 @@
+"""``predictions:DIR``: score images filled by a model that lives outside the harness.
+
+The model reads an export (``python -m benchmark export``) and writes one filled RGB PNG per
+(mask, image) in the export's layout: ``DIR/<mask>/<index:06d>.png`` (``layout=native``) or
+``DIR/<mask>/<index:06d>_mask000.png`` (``layout=lama``, what LaMa's ``bin/predict.py`` writes).
+The harness composites and measures these images exactly like a native method's predictions.
+
+A method is normally called with pixels only; this one must know which (mask, image) each
+prediction belongs to, so it is a :class:`ContextMethod`: the harness calls
+:meth:`ContextMethod.inpaint_indexed` with the batch's indices and mask spec, and gets back the
+predictions plus a per-image failure reason (``None`` for images that succeeded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from abc import abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmark.errors import ContractError, DataError, UsageError
+from benchmark.export import (
+    LAYOUTS,
+    MANIFEST_JSON,
+    mask_folder,
+    prediction_name,
+    read_manifest,
+)
+from benchmark.method import METHODS, Method
+
+#: Per-image failure reasons of a batch: None where the image succeeded.
+Problems = list[str | None]
+
+
+class ContextMethod(Method):
+    """A method that needs each image's index and mask spec, not only its pixels.
+
+    The harness calls :meth:`inpaint_indexed` instead of :meth:`inpaint` when a method sets
+    ``needs_context = True``; predictions of failed images are NaN and their reason is in the
+    returned list (a harness that ignores the list still fails them, as NaN predictions).
+    """
+
+    needs_context = True
+
+    def inpaint(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        raise ContractError(
+            f"{type(self).__name__} needs each image's index and mask: the harness must call "
+            "inpaint_indexed(masked, mask, indices, mask_name)"
+        )
+
+    @abstractmethod
+    def inpaint_indexed(
+        self, masked: torch.Tensor, mask: torch.Tensor, indices: Sequence[int], mask_name: str
+    ) -> tuple[torch.Tensor, Problems]:
+        """Predictions ``(N, 3, H, W)`` for images ``indices`` under mask spec ``mask_name``.
+
+        Returns the predictions (NaN for images that failed) and one reason per image
+        (``None`` when it succeeded).
+        """
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@METHODS.register("predictions")
+class PredictionsMethod(ContextMethod):
+    """Images filled elsewhere: reads DIR/<mask>/<index>.png (predictions:DIR, layout=lama).
+
+    ``export=EXPORT_DIR`` (optional) checks every image's mask and masked input against the
+    export the model read, so predictions made for other masks (another ``--seed``, ``--size``,
+    ``--mask-ratio`` or data set) fail with that reason instead of being scored.
+    """
+
+    device = "cpu"
+    #: Built only from a user's folder: ``--methods all`` and parameter-free contract tests skip it.
+    requires_path = True
+
+    def __init__(
+        self, path: str | None = None, name: str = "", layout: str = "native", export: str = ""
+    ) -> None:
+        if not path:
+            raise ValueError("needs the prediction folder: predictions:DIR")
+        if layout not in LAYOUTS:
+            raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+        self.root = Path(str(path)).expanduser().resolve()
+        self.name = str(name)
+        self.layout = layout
+        self._root_text = str(self.root)
+        if not self.root.is_dir():
+            raise DataError(f"prediction folder {str(path)!r} does not exist")
+        if read_manifest(self.root) is not None:
+            raise UsageError(
+                f"{str(path)!r} is an export folder (it holds {MANIFEST_JSON}): its files are the "
+                "benchmark's inputs, not predictions; point predictions: at your model's output"
+            )
+        self.export = str(export)
+        self._export_files: dict[tuple[str, int], tuple[str, str]] = {}
+        if export:
+            manifest = read_manifest(Path(self.export).expanduser())
+            if manifest is None:
+                raise DataError(
+                    f"export={self.export!r}: no export manifest ({MANIFEST_JSON}) there"
+                )
+            root = Path(self.export).expanduser().resolve()
+            self._export_files = {
+                (row["mask_folder"], int(row["index"])): (
+                    str(root / row["masked"]),
+                    str(root / row["mask_file"]),
+                )
+                for row in manifest.get("files", [])
+            }
+        #: SHA-256 of every PNG under the folder at build time, by relative path
+        self._digests = {
+            p.relative_to(self.root).as_posix(): _sha256(p.read_bytes())
+            for p in sorted(self.root.rglob("*.png"))
+            if p.is_file()
+        }
+
+    def fingerprint(self) -> str:
+        listing = "\n".join(f"{k} {v}" for k, v in self._digests.items())
+        return f"predictions {self.layout} sha256:{_sha256(listing.encode())[:16]}"
+
+    def _read(self, relative: str, height: int, width: int) -> np.ndarray:
+        """One prediction as ``uint8 (H, W, 3)`` RGB; raises DataError with the reason."""
+        import cv2
+
+        # plain strings, not Path objects: path building was a third of the reading time
+        path = f"{self._root_text}/{relative}"
+        expected = self._digests.get(relative)
+        if expected is None:
+            if os.path.isfile(path):
+                raise DataError(f"{relative}: appeared after the run started")
+            folder = os.path.dirname(path)
+            if not os.path.isdir(folder):
+                raise DataError(f"missing prediction folder {folder}")
+            raise DataError(f"missing prediction file {path}")
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            raise DataError(f"{relative}: cannot read ({exc.strerror or exc})") from None
+        if _sha256(data) != expected:
+            raise DataError(f"{relative}: changed after the run started")
+        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        if pixels is None:
+            raise DataError(f"{relative}: not a readable PNG")
+        channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+        if channels != 3:
+            kind = {1: "grayscale", 2: "grayscale with alpha", 4: "RGBA"}.get(channels, "")
+            plural = "" if channels == 1 else "s"
+            raise DataError(f"{relative}: {kind} image ({channels} channel{plural}), expected RGB")
+        if pixels.dtype != np.uint8:
+            raise DataError(f"{relative}: {pixels.dtype} samples, expected 8-bit")
+        if pixels.shape[:2] != (height, width):
+            got = f"{pixels.shape[1]}x{pixels.shape[0]}"
+            raise DataError(f"{relative}: {got} pixels, expected {width}x{height} (width x height)")
+        return pixels[..., ::-1]  # BGR -> RGB
+
+    def _check_export(
+        self, masked: torch.Tensor, hole: torch.Tensor, folder: str, index: int
+    ) -> None:
+        """Raise DataError unless the export holds this image with this mask and input."""
+        import cv2
+
+        files = self._export_files.get((folder, index))
+        if files is None:
+            raise DataError(
+                f"image {index} of mask folder {folder!r} is not in export {self.export}"
+            )
+        exported_masked = cv2.imread(files[0], cv2.IMREAD_COLOR)
+        exported_hole = cv2.imread(files[1], cv2.IMREAD_GRAYSCALE)
+        if exported_masked is None or exported_hole is None:
+            raise DataError(f"cannot read image {index} of {folder!r} in export {self.export}")
+        pixels = masked.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        if exported_hole.shape != tuple(hole.shape) or not (
+            np.array_equal(exported_hole == 255, hole.numpy())
+            and np.array_equal(exported_masked[..., ::-1], pixels)
+        ):
+            raise DataError(
+                f"image {index} of {folder!r}: its mask or masked input differs from export "
+                f"{self.export} (exported with other --seed, --size, --mask-ratio or data?)"
+            )
+
+    def inpaint_indexed(
+        self, masked: torch.Tensor, mask: torch.Tensor, indices: Sequence[int], mask_name: str
+    ) -> tuple[torch.Tensor, Problems]:
+        height, width = masked.shape[-2:]
+        folder = mask_folder(mask_name)
+        filled = np.zeros((len(indices), height, width, 3), np.uint8)
+        problems: Problems = []
+        for k, index in enumerate(indices):
+            relative = f"{folder}/{prediction_name(self.layout, int(index))}"
+            try:
+                if self.export:
+                    self._check_export(masked[k], mask[k, 0], folder, int(index))
+                filled[k] = self._read(relative, height, width)
+                problems.append(None)
+            except DataError as exc:
+                problems.append(str(exc))
+        prediction = torch.from_numpy(filled).permute(0, 3, 1, 2).float().div_(255)
+        if any(problems):
+            failed = torch.tensor([p is not None for p in problems], dtype=torch.bool)
+            prediction[failed] = float("nan")
+        return prediction, problems
