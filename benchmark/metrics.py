@@ -21,7 +21,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import kornia
+import numpy as np
 import torch
 
 from benchmark.registry import Registry
@@ -47,14 +49,44 @@ def ssim(result: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) ->
 
     Equal to scikit-image ``structural_similarity(gaussian_weights=True, sigma=1.5,
     use_sample_covariance=False, data_range=1, channel_axis=0)`` and to ``tf.image.ssim``.
-    Images must be at least 11 pixels on each side.
+    Images must be at least 11 pixels on each side. Computed with kornia on the tensors' own
+    device (CUDA when they live there); on the CPU with OpenCV's separable Gaussian filter,
+    which gives the same numbers (within 1e-6) about twice as fast as kornia's CPU path.
     """
     if min(result.shape[-2:]) < SSIM_WINDOW:
         raise ValueError(
             f"ssim: images must be at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {tuple(result.shape)}"
         )
+    if result.device.type == "cpu" and target.device.type == "cpu":
+        return _ssim_opencv(result, target, data_range)
     ssim_map = kornia.metrics.ssim(result, target, SSIM_WINDOW, max_val=data_range, padding="valid")
     return ssim_map.flatten(1).mean(1)
+
+
+def _ssim_opencv(result: torch.Tensor, target: torch.Tensor, data_range: float) -> torch.Tensor:
+    """:func:`ssim` on the CPU: five Gaussian-filtered moment maps, border cropped (valid window).
+
+    Every channel plane of the batch is stacked into one tall float32 image and filtered in a
+    single ``cv2.sepFilter2D`` call per moment: the rows where neighbouring planes mix through
+    the filter are exactly the 5-pixel borders the valid window crops away.
+    """
+    n, c, h, w = result.shape
+    x = result.detach().to(torch.float32).contiguous().numpy().reshape(n * c * h, w)
+    y = target.detach().to(torch.float32).contiguous().numpy().reshape(n * c * h, w)
+    kernel = cv2.getGaussianKernel(SSIM_WINDOW, 1.5, cv2.CV_32F)
+
+    def blur(image: np.ndarray) -> np.ndarray:
+        return cv2.sepFilter2D(image, cv2.CV_32F, kernel, kernel, borderType=cv2.BORDER_REFLECT)
+
+    mu_x, mu_y = blur(x), blur(y)
+    xx, yy, xy = blur(x * x), blur(y * y), blur(x * y)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    mu_xx, mu_yy, mu_xy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
+    numerator = (2 * mu_xy + c1) * (2 * (xy - mu_xy) + c2)
+    denominator = (mu_xx + mu_yy + c1) * ((xx - mu_xx) + (yy - mu_yy) + c2)
+    pad = SSIM_WINDOW // 2
+    valid = (numerator / denominator).reshape(n, c, h, w)[:, :, pad:-pad, pad:-pad]
+    return torch.from_numpy(valid.reshape(n, -1).mean(1, dtype=np.float64).astype(np.float32))
 
 
 def hole_psnr(result: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
