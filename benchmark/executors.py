@@ -70,7 +70,7 @@ class InProcessExecutor:
                 following = next(iterator, None)
                 if following is not None:
                     future = prefetch.submit(prepare_unit, self.ctx, following)
-                deliver(run_prepared(self.ctx, current, prepared))
+                run_prepared(self.ctx, current, prepared, deliver)
                 current = following
             if future is not None:
                 future.cancel()
@@ -92,8 +92,9 @@ def _worker_main(conn, ctx: Context, threads: int, close_fds: tuple[int, ...]) -
             return
         if unit is None:
             return
-        try:
-            message: tuple[str, Any] = ("ok", evaluate_unit(ctx, unit))
+        try:  # each (method, mask) pair's records go back as soon as they are done
+            evaluate_unit(ctx, unit, lambda records: conn.send(("part", records, False)))
+            message: tuple[str, Any] = ("done", None)
         except Exception as exc:  # the harness's own failure (data set, masks): stop the run
             message = ("raise", exc)
         try:
@@ -102,6 +103,12 @@ def _worker_main(conn, ctx: Context, threads: int, close_fds: tuple[int, ...]) -
             conn.send(("raise", RuntimeError(truncate_reason(repr(message[1]))), ctx.tainted))
         if ctx.tainted:  # a timed-out method still runs in a daemon thread: leave with it
             os._exit(0)
+
+
+def _forget_done(unit: Unit, records: list[dict[str, Any]]) -> None:
+    """Drop a delivered pair from ``unit``, so a retry after a crash never redoes it."""
+    if records:
+        unit.todo.pop((records[0]["method"], records[0]["mask"]), None)
 
 
 class _Worker:
@@ -174,10 +181,14 @@ class ProcessPoolExecutor:
                             pool[k] = self._replace(worker)
                             self._died(unit, worker, retry, deliver)
                             continue
+                        if kind == "part":
+                            deliver(payload)
+                            _forget_done(unit, payload)
+                            worker.started = time.monotonic()  # progress: the limit restarts
+                            continue
                         worker.unit = None
                         if kind == "raise":
                             raise payload
-                        deliver(payload)
                         if tainted:
                             pool[k] = self._replace(worker)
                     elif (
@@ -205,6 +216,8 @@ class ProcessPoolExecutor:
 
     def _died(self, unit: Unit, worker: _Worker, retry: deque[Unit], deliver: Deliver) -> None:
         """A worker died mid-unit: retry the unit once, then record it failed."""
+        if not unit.todo:  # every pair was delivered before it died
+            return
         if unit.attempts == 0:
             unit.attempts = 1
             retry.append(unit)

@@ -160,8 +160,17 @@ def prepare_unit(ctx: Context, unit: Unit) -> Prepared:
     return Prepared(originals, masks)
 
 
-def run_prepared(ctx: Context, unit: Unit, prepared: Prepared) -> list[dict[str, Any]]:
-    """Run and measure every (method, mask) pair of ``unit`` on its prepared batch."""
+def run_prepared(
+    ctx: Context,
+    unit: Unit,
+    prepared: Prepared,
+    deliver: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run and measure every (method, mask) pair of ``unit`` on its prepared batch.
+
+    ``deliver``, when given, receives each pair's records as soon as that pair is done (so an
+    interrupted batch keeps its finished pairs); the records are also returned together.
+    """
     position = {index: k for k, index in enumerate(unit.indices)}
     records: list[dict[str, Any]] = []
     for mask_name, (needed, masks) in prepared.masks.items():
@@ -180,15 +189,20 @@ def run_prepared(ctx: Context, unit: Unit, prepared: Prepared) -> list[dict[str,
             else:
                 sub = torch.tensor([mask_row[i] for i in todo])
                 sel_images, sel_masks, sel_masked = images[sub], masks[sub], masked[sub]
-            records += _evaluate_pair(
+            pair_records = _evaluate_pair(
                 ctx, method_name, mask_name, todo, sel_images, sel_masks, sel_masked, ratios
             )
+            if deliver is not None:
+                deliver(pair_records)
+            records += pair_records
     return records
 
 
-def evaluate_unit(ctx: Context, unit: Unit) -> list[dict[str, Any]]:
+def evaluate_unit(
+    ctx: Context, unit: Unit, deliver: Callable[[list[dict[str, Any]]], None] | None = None
+) -> list[dict[str, Any]]:
     """Decode the unit's images once, draw each mask type once, run and measure every pair."""
-    return run_prepared(ctx, unit, prepare_unit(ctx, unit))
+    return run_prepared(ctx, unit, prepare_unit(ctx, unit), deliver)
 
 
 def _evaluate_pair(
