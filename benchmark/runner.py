@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 import benchmark
+from benchmark.checks import prediction_to_cpu
 from benchmark.datasets import DATASETS, build_dataset
 from benchmark.datasets.base import MIN_SIZE, dataset_spec
 from benchmark.device import device_description, resolve_device
@@ -192,6 +193,30 @@ def _check_run_dir(run_dir: Path, config: RunConfig) -> None:
             f"{run_dir} holds a run with a different configuration ({diffs}); "
             "choose another --out or delete that folder"
         )
+
+
+class Evaluator:
+    """The harness's method path alone (input copies, the method, output checks), for measuring
+    its overhead against a bare loop; CPU-only methods split a batch over ``pool``'s threads."""
+
+    def __init__(self, method: Method, device: torch.device, pool=None, workers: int = 1) -> None:
+        self.method = method
+        self.device = device if method.device == "auto" else torch.device("cpu")
+        self.pool = pool if method.device == "cpu" and workers > 1 else None
+        self.workers = workers
+        self.method.to(self.device)
+
+    def _predict_chunk(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        masked_in, mask_in = masked.to(self.device, copy=True), mask.to(self.device, copy=True)
+        return prediction_to_cpu(self.method.inpaint(masked_in, mask_in), masked)
+
+    def predict(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The method's prediction as CPU float32 of the right shape; raises on failure."""
+        if self.pool is None or len(masked) < 2:
+            return self._predict_chunk(masked, mask)
+        chunks = [c for c in np.array_split(np.arange(len(masked)), self.workers) if len(c)]
+        parts = self.pool.map(lambda c: self._predict_chunk(masked[c], mask[c]), chunks)
+        return torch.cat(list(parts))
 
 
 def batch_for(image_size: tuple[int, int], requested: int | None) -> int:
