@@ -10,6 +10,7 @@ records as they arrive. A failing or timed-out batch is recorded as failed and t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import inspect
@@ -312,21 +313,26 @@ def build_plan(config: RunConfig, device=None) -> Plan:
     return Plan(context, count, batch_for(dataset.image_size, config.batch_size), parts)
 
 
+@functools.lru_cache(maxsize=1)
+def _distributions() -> dict[str, list[str]]:
+    """Top-level module -> installed distributions (scans every installed package: cached)."""
+    try:
+        return importlib.metadata.packages_distributions()
+    except Exception:  # broken metadata of some unrelated package
+        return {}
+
+
 def plugin_versions(names: dict[str, str], registry: Registry) -> dict[str, dict[str, str]]:
     """Package name and version of every entry ``names`` (spec -> canonical name) that comes
     from an installed distribution other than this project (an entry-point plug-in)."""
     own = {"benchmark", "methods", "masks"}
     found: dict[str, dict[str, str]] = {}
-    try:
-        distributions = importlib.metadata.packages_distributions()
-    except Exception:  # broken metadata of some unrelated package
-        distributions = {}
     for spec, name in names.items():
         module = getattr(registry.get(name), "__module__", "") or ""
         top = module.split(".")[0]
         if not top or top in own:
             continue
-        for dist in distributions.get(top, []):
+        for dist in _distributions().get(top, []):
             try:
                 version = importlib.metadata.version(dist)
             except importlib.metadata.PackageNotFoundError:
