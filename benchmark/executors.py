@@ -95,8 +95,8 @@ def _worker_main(conn, ctx: Context, threads: int, close_fds: tuple[int, ...]) -
         try:  # each (method, mask) pair's records go back as soon as they are done
             evaluate_unit(ctx, unit, lambda records: conn.send(("part", records, False)))
             message: tuple[str, Any] = ("done", None)
-        except Exception as exc:  # the harness's own failure (data set, masks): stop the run
-            message = ("raise", exc)
+        except (Exception, KeyboardInterrupt) as exc:  # the harness's own failure, or a
+            message = ("raise", exc)  # KeyboardInterrupt raised by code (SIGINT is ignored here)
         try:
             conn.send((*message, ctx.tainted))
         except Exception:  # an unpicklable exception: send its text

@@ -429,6 +429,8 @@ def _run_locked(
 
     def deliver(records: list[dict[str, Any]]) -> None:
         with guard:  # the GPU thread and the worker pool may both deliver
+            if counts.get("closed"):  # an abandoned thread after the run's files were written
+                return
             fresh = [r for r in records if (r["method"], r["mask"], r["index"]) not in written]
             store.append(fresh)
             written.update((r["method"], r["mask"], r["index"]) for r in fresh)
@@ -439,6 +441,8 @@ def _run_locked(
     try:
         _execute(config, plan, workers, todo, deliver, lock)
     finally:
+        with guard:
+            counts["closed"] = 1
         progress.close()
         selected = {
             key: record
