@@ -11,10 +11,14 @@ limit is cancelled (its worker killed) and recorded as failed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
 import socket
+import sys
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from benchmark.errors import BenchmarkError, DataError, UsageError
@@ -53,6 +57,21 @@ def _check_reachable(address: str) -> None:
         raise UsageError(f"cannot reach the Ray cluster at {address!r}: {exc}") from None
 
 
+@contextlib.contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """Hide what Ray's C++ core writes to file descriptor 2 while connecting (a retry line per
+    second against a wrong address); the failure is reported as one line instead."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def connect(address: str | None, cpus: int) -> bool:
     """Join the cluster at ``address`` or start a local one with ``cpus`` CPUs.
 
@@ -64,14 +83,15 @@ def connect(address: str | None, cpus: int) -> bool:
     if address and address != "auto":
         _check_reachable(address)
     try:
-        ray.init(
-            address=address or None,
-            num_cpus=None if address else cpus,
-            include_dashboard=False,
-            log_to_driver=False,
-            logging_level=logging.ERROR,
-            configure_logging=True,
-        )
+        with _stderr_silenced():
+            ray.init(
+                address=address or None,
+                num_cpus=None if address else cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+                configure_logging=True,
+            )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"at {address!r}" if address else "(local)"
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
