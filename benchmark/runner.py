@@ -473,6 +473,11 @@ def _run_locked(
     return RunResult(run_dir, leaderboard, counts["computed"], reused, counts["failed"])
 
 
+def runs_in_driver(ctx: Context, method_name: str) -> bool:
+    """GPU methods run in a thread of the driver process: CUDA does not survive ``fork``."""
+    return ctx.method_device(method_name).type != "cpu"
+
+
 def _execute(
     config: RunConfig,
     plan: Plan,
@@ -501,7 +506,7 @@ def _execute(
         InProcessExecutor(ctx).run(split_units(todo, plan.batch_size), deliver)
         return
     # GPU methods run here in a driver thread (CUDA does not survive fork); CPU work is forked.
-    on_gpu = {p: v for p, v in todo.items() if ctx.method_device(p[0]).type != "cpu"}
+    on_gpu = {p: v for p, v in todo.items() if runs_in_driver(ctx, p[0])}
     on_cpu = {p: v for p, v in todo.items() if p not in on_gpu}
     stop = threading.Event()
     gpu_thread = None

@@ -223,3 +223,20 @@ def test_mask_ratio_range_reaches_every_generator(tmp_path):
     ratios = [r["mask_ratio"] for r in records_by_key(result).values()]
     assert len(ratios) == 30 and all(0.1 <= r <= 0.2 for r in ratios)
     assert read_json(result.run_dir / "run.json")["identity"]["mask_ratio"] == [0.1, 0.2]
+
+
+def test_driver_thread_and_worker_pool_together_give_the_records_of_one_worker(
+    tmp_path, monkeypatch
+):
+    """With a GPU, GPU methods run in a driver thread while the pool does the CPU methods; the
+    same split is forced here on the CPU (mean in the driver, telea and nearest in the pool)."""
+    import benchmark.runner
+
+    settings = dict(methods=["telea", "mean", "nearest"], masks=["lines", "square"], limit=24)
+    one = records_by_key(run(tmp_path, name="one", workers=1, **settings))
+    monkeypatch.setattr(benchmark.runner, "runs_in_driver", lambda ctx, name: name == "mean")
+    split = records_by_key(run(tmp_path, name="split", workers=2, batch_size=8, **settings))
+    assert split.keys() == one.keys() and len(one) == 3 * 2 * 24
+    for key in one:
+        for field in FIELDS:
+            assert split[key][field] == one[key][field], (key, field)
