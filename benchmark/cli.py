@@ -193,6 +193,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     import time
 
     from benchmark.leaderboard import failure_lines, render_console, run_summary
+    from benchmark.masking import parse_ratio_range
     from benchmark.runner import RunConfig, default_workers, run_benchmark
 
     methods = _expand_methods(args.methods)
@@ -214,6 +215,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         out=args.out,
         save_images=args.save_images,
         progress=not args.quiet,
+        mask_ratio=parse_ratio_range(args.mask_ratio) if args.mask_ratio else None,
+        timeout=args.timeout,
+        executor=args.executor,
+        ray_address=args.ray_address,
     )
     started = time.perf_counter()
     try:
@@ -322,14 +327,42 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument(
         "--batch-size",
         type=int,
-        default=256,
-        help="images per method call (default 256); results do not depend on it",
+        default=None,
+        help="images per batch (default 256, fewer above 256x256 so a batch stays near 256 MiB); "
+        "results do not depend on it",
     )
     p_run.add_argument(
         "--workers",
         type=int,
         default=None,
-        help="threads for CPU-only methods (default: all cores)",
+        help="worker processes for the CPU work: decoding, masks, CPU methods and metrics "
+        "(default: all cores; with --executor ray: Ray CPUs of a local cluster)",
+    )
+    p_run.add_argument(
+        "--mask-ratio",
+        default=None,
+        metavar="LOW-HIGH",
+        help="only masks whose hole ratio lies in [LOW, HIGH], e.g. 0.1-0.2 (part of the run)",
+    )
+    p_run.add_argument(
+        "--timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="time limit of one method on one batch; past it the batch is recorded as failed "
+        "and the run goes on (default 600; 0 = none)",
+    )
+    p_run.add_argument(
+        "--executor",
+        default="local",
+        choices=["local", "ray"],
+        help="local: this machine; ray: tasks on a Ray cluster (pip install 'inpaint-bench[ray]')",
+    )
+    p_run.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="address of a running Ray cluster (host:port or 'auto'); default: start a local one",
     )
     p_run.add_argument(
         "--device",

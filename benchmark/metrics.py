@@ -21,7 +21,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import kornia
+import numpy as np
 import torch
 
 from benchmark.registry import Registry
@@ -30,6 +32,8 @@ from benchmark.registry import Registry
 MSE_FLOOR = 1e-10
 #: SSIM window (docs/design.md): 11x11 Gaussian, sigma 1.5 (kornia's fixed sigma), valid positions.
 SSIM_WINDOW = 11
+#: Values per chunk of the CPU SSIM (about 1 MB of float32): measured fastest on 32 to 512 px.
+SSIM_CHUNK_VALUES = 2**18
 
 
 def _psnr_from_mse(mse: torch.Tensor, data_range: float) -> torch.Tensor:
@@ -47,27 +51,86 @@ def ssim(result: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) ->
 
     Equal to scikit-image ``structural_similarity(gaussian_weights=True, sigma=1.5,
     use_sample_covariance=False, data_range=1, channel_axis=0)`` and to ``tf.image.ssim``.
-    Images must be at least 11 pixels on each side.
+    Images must be at least 11 pixels on each side. Computed with kornia on the tensors' own
+    device (CUDA when they live there); on the CPU with OpenCV's separable Gaussian filter,
+    which gives the same numbers (within 1e-6) about twice as fast as kornia's CPU path.
     """
     if min(result.shape[-2:]) < SSIM_WINDOW:
         raise ValueError(
             f"ssim: images must be at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {tuple(result.shape)}"
         )
+    if result.device.type == "cpu" and target.device.type == "cpu":
+        if not len(result):
+            return torch.zeros(0)
+        # chunks of about 2^18 values, so the twenty passes over the moment maps stay in cache
+        step = max(1, SSIM_CHUNK_VALUES // max(1, result[0].numel()))
+        return torch.cat(
+            [
+                _ssim_opencv(result[k : k + step], target[k : k + step], data_range)
+                for k in range(0, len(result), step)
+            ]
+        )
     ssim_map = kornia.metrics.ssim(result, target, SSIM_WINDOW, max_val=data_range, padding="valid")
     return ssim_map.flatten(1).mean(1)
 
 
+def _ssim_opencv(result: torch.Tensor, target: torch.Tensor, data_range: float) -> torch.Tensor:
+    """:func:`ssim` on the CPU: five Gaussian-filtered moment maps, border cropped (valid window).
+
+    Every channel plane of the batch is stacked into one tall float32 image and filtered in a
+    single ``cv2.sepFilter2D`` call per moment: the rows where neighbouring planes mix through
+    the filter are exactly the 5-pixel borders the valid window crops away.
+    """
+    n, c, h, w = result.shape
+    x = result.detach().to(torch.float32).contiguous().numpy().reshape(n * c * h, w)
+    y = target.detach().to(torch.float32).contiguous().numpy().reshape(n * c * h, w)
+    kernel = cv2.getGaussianKernel(SSIM_WINDOW, 1.5, cv2.CV_32F)
+
+    def blur(image: np.ndarray) -> np.ndarray:
+        return cv2.sepFilter2D(image, cv2.CV_32F, kernel, kernel, borderType=cv2.BORDER_REFLECT)
+
+    pad = SSIM_WINDOW // 2
+
+    def valid(image: np.ndarray) -> np.ndarray:  # the valid window positions of every plane
+        return image.reshape(n * c, h, w)[:, pad:-pad, pad:-pad]
+
+    mu_x, mu_y = valid(blur(x)), valid(blur(y))
+    xx, yy, xy = valid(blur(x * x)), valid(blur(y * y)), valid(blur(x * y))
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    # in place, on views of the valid region only: these arrays are the batch's largest
+    mu_xy = mu_x * mu_y
+    xy -= mu_xy  # covariance
+    mu_x *= mu_x
+    mu_y *= mu_y
+    xx -= mu_x  # variances
+    yy -= mu_y
+    mu_xy *= 2
+    mu_xy += c1
+    xy *= 2
+    xy += c2
+    mu_xy *= xy  # numerator
+    mu_x += mu_y
+    mu_x += c1
+    xx += yy
+    xx += c2
+    mu_x *= xx  # denominator
+    mu_xy /= mu_x
+    per_image = mu_xy.reshape(n, -1).mean(1, dtype=np.float64)
+    return torch.from_numpy(per_image.astype(np.float32))
+
+
 def hole_psnr(result: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """PSNR per image over hole pixels only (all channels), data range 1 (dB)."""
-    weight = mask.expand_as(result).to(result.dtype)
-    mse = ((result - target).pow(2) * weight).flatten(1).sum(1) / weight.flatten(1).sum(1)
-    return _psnr_from_mse(mse, 1.0)
+    squared = (result - target).pow_(2).sum(1, keepdim=True)  # summed over channels first
+    holes = mask.flatten(1).sum(1).to(result.dtype) * result.shape[1]
+    return _psnr_from_mse(squared.mul_(mask).flatten(1).sum(1) / holes, 1.0)
 
 
 def hole_l1(result: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean absolute error per image over hole pixels only (all channels), on the [0, 1] scale."""
-    weight = mask.expand_as(result).to(result.dtype)
-    return ((result - target).abs() * weight).flatten(1).sum(1) / weight.flatten(1).sum(1)
+    absolute = (result - target).abs_().sum(1, keepdim=True)
+    holes = mask.flatten(1).sum(1).to(result.dtype) * result.shape[1]
+    return absolute.mul_(mask).flatten(1).sum(1) / holes
 
 
 def mask_ratio(result: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

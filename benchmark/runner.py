@@ -1,23 +1,28 @@
-"""The evaluation loop: every method on every mask type over every image, batch by batch.
+"""A run: every method on every mask type over every image, batch-major, into a run folder.
 
-For each (mask, method) pair the runner draws the masks of a batch, hides the hole pixels,
-calls the method (CPU-only methods split the batch over ``workers`` threads; OpenCV, NumPy and
-SciPy release the GIL), validates the prediction, composites it over the original, measures it
-and appends one record per image. A failing batch is recorded as failed and the run goes on.
+The runner resolves the configuration, locks the run folder, works out which (method, mask,
+index) records are still to do (a record is reused only when its method fingerprint and its
+provenance, i.e. data set, mask generator, seed, size and hole-ratio range, are unchanged),
+hands batches of that work to an executor (``benchmark.pipeline`` says what a batch does,
+``benchmark.executors`` and ``benchmark.ray_executor`` where it runs) and writes each batch's
+records as they arrive. A failing or timed-out batch is recorded as failed and the run goes on.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import importlib.metadata
 import inspect
 import json
+import math
 import os
 import platform
 import re
 import subprocess
-import time
+import sys
+import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,18 +30,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 import benchmark
-from benchmark.checks import check_images, check_masks, invalid_images, prediction_to_cpu
-from benchmark.datasets import Dataset, build_dataset
+from benchmark.checks import prediction_to_cpu
+from benchmark.datasets import DATASETS, build_dataset
 from benchmark.datasets.base import MIN_SIZE, dataset_spec
 from benchmark.device import device_description, resolve_device
-from benchmark.errors import ContractError, DataError, UsageError
+from benchmark.errors import DataError, UsageError
 from benchmark.leaderboard import build_leaderboard, render_markdown
-from benchmark.masking import MASKS, MaskGenerator, build_mask
-from benchmark.method import METHODS, Method, composite
-from benchmark.metrics import METRICS, compute_all
+from benchmark.masking import MASKS, RatioRange, build_mask
+from benchmark.method import METHODS, Method
+from benchmark.metrics import METRICS
+from benchmark.pipeline import Context, Pair, save_images_to, split_units, unit_bytes
+from benchmark.progress import Progress
 from benchmark.records import (
     STATUS_OK,
     RecordStore,
@@ -45,7 +51,18 @@ from benchmark.records import (
     write_atomic,
     write_json,
 )
-from benchmark.registry import Spec, parse_spec
+from benchmark.registry import Registry, Spec, parse_spec
+from benchmark.runlock import RunLock
+
+#: Largest default batch (images); the default shrinks for large images, see :func:`batch_for`.
+MAX_BATCH = 256
+#: Memory budget of one float32 RGB copy of a batch. A batch holds about six such copies at
+#: once (originals, masked input, the method's copy, prediction, composite, SSIM moments), so
+#: the default batch keeps the run's working set near 1.5 GB whatever the image size.
+BATCH_MEMORY_BUDGET = 256 * 2**20
+#: Default per-batch time limit of a method call (seconds); 0 disables it.
+DEFAULT_TIMEOUT = 600.0
+EXECUTORS = ("local", "ray")
 
 
 def default_workers() -> int:
@@ -68,16 +85,20 @@ class RunConfig:
     limit: int | None = None
     seed: int = 0
     size: int | None = None
-    batch_size: int = 256
+    batch_size: int | None = None  # None: MAX_BATCH, fewer for large images (batch_for)
     workers: int = field(default_factory=default_workers)
     device: str = "auto"
     out: str | None = None
     save_images: bool = False
     progress: bool = True
+    mask_ratio: RatioRange | None = None
+    timeout: float = DEFAULT_TIMEOUT
+    executor: str = "local"
+    ray_address: str | None = None
 
     def identity(self) -> dict[str, Any]:
         """The settings that decide every record's value (besides method and mask)."""
-        return {
+        identity = {
             "dataset": str(dataset_spec(self.dataset)),
             "data_dir": str(Path(self.data_dir).expanduser().resolve()) if self.data_dir else None,
             "split": self.split,
@@ -85,6 +106,9 @@ class RunConfig:
             "seed": self.seed,
             "version": benchmark.__version__,
         }
+        if self.mask_ratio is not None:  # absent otherwise: older run folders keep their name
+            identity["mask_ratio"] = [float(v) for v in self.mask_ratio]
+        return identity
 
     def run_dir(self, root: str | Path = "results/runs") -> Path:
         """``--out`` if given, else ``results/runs/<dataset>-<split>-s<seed>-<hash>``."""
@@ -173,11 +197,10 @@ def _check_run_dir(run_dir: Path, config: RunConfig) -> None:
 
 
 class Evaluator:
-    """Runs one method on batches, CPU-only methods split over a pool of worker threads."""
+    """The harness's method path alone (input copies, the method, output checks), for measuring
+    its overhead against a bare loop; CPU-only methods split a batch over ``pool``'s threads."""
 
-    def __init__(
-        self, method: Method, device: torch.device, pool: ThreadPoolExecutor | None, workers: int
-    ) -> None:
+    def __init__(self, method: Method, device: torch.device, pool=None, workers: int = 1) -> None:
         self.method = method
         self.device = device if method.device == "auto" else torch.device("cpu")
         self.pool = pool if method.device == "cpu" and workers > 1 else None
@@ -185,10 +208,8 @@ class Evaluator:
         self.method.to(self.device)
 
     def _predict_chunk(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        # copies: a method that edits its inputs in place must not change what is measured
         masked_in, mask_in = masked.to(self.device, copy=True), mask.to(self.device, copy=True)
-        prediction = self.method.inpaint(masked_in, mask_in)
-        return prediction_to_cpu(prediction, masked)
+        return prediction_to_cpu(self.method.inpaint(masked_in, mask_in), masked)
 
     def predict(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The method's prediction as CPU float32 of the right shape; raises on failure."""
@@ -199,9 +220,16 @@ class Evaluator:
         return torch.cat(list(parts))
 
 
-def run_benchmark(config: RunConfig) -> RunResult:
-    """Run ``config``: write records, leaderboard and run.json; reuse finished records."""
-    if config.batch_size < 1:
+def batch_for(image_size: tuple[int, int], requested: int | None) -> int:
+    """``requested``, or the default: :data:`MAX_BATCH` images, fewer when one float32 copy of
+    the batch would exceed :data:`BATCH_MEMORY_BUDGET` (at 512x512: 85 images)."""
+    if requested is not None:
+        return requested
+    return max(1, min(MAX_BATCH, BATCH_MEMORY_BUDGET // unit_bytes(image_size, 1)))
+
+
+def _validate(config: RunConfig) -> None:
+    if config.batch_size is not None and config.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {config.batch_size}")
     if config.workers < 1:
         raise UsageError(f"--workers must be at least 1, got {config.workers}")
@@ -209,7 +237,36 @@ def run_benchmark(config: RunConfig) -> RunResult:
         raise UsageError(f"--seed must be non-negative, got {config.seed}")
     if config.limit is not None and config.limit < 1:
         raise UsageError(f"--limit must be at least 1, got {config.limit}")
-    device = resolve_device(config.device)
+    if not (config.timeout >= 0 and math.isfinite(config.timeout)):
+        raise UsageError(f"--timeout must be a number of seconds >= 0, got {config.timeout}")
+    if config.executor not in EXECUTORS:
+        raise UsageError(f"unknown executor {config.executor!r}; valid: {', '.join(EXECUTORS)}")
+    if config.ray_address and config.executor != "ray":
+        raise UsageError("--ray-address needs --executor ray")
+
+
+def provenance_hash(parts: dict[str, Any]) -> str:
+    """Short hash of everything besides the method that decides a record's value."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Plan:
+    """A resolved run: the built objects and everything recorded about them."""
+
+    context: Context
+    count: int
+    batch_size: int
+    provenance: dict[str, dict[str, Any]]  # mask name -> the parts hashed into its provenance
+
+
+def build_plan(config: RunConfig, device=None) -> Plan:
+    """Build the data set, methods and masks of ``config`` and their fingerprints.
+
+    The driver and every Ray worker call this, so a worker with other code or other files is
+    noticed (its fingerprints differ) instead of writing mislabelled records.
+    """
+    device = device if device is not None else resolve_device(config.device)
     dataset = build_dataset(config.dataset, config.split, config.size, config.data_dir)
     if min(dataset.image_size) < MIN_SIZE:
         raise UsageError(
@@ -226,23 +283,129 @@ def run_benchmark(config: RunConfig) -> RunResult:
             )
     methods = {str(s): METHODS.build(s) for s in method_specs}  # fail fast on bad names/weights
     masks = {str(s): build_mask(s) for s in mask_specs}
+    for method in methods.values():
+        method.to(device if method.device == "auto" else torch.device("cpu"))
     fingerprints = {name: code_fingerprint(method) for name, method in methods.items()}
+    data_fingerprint = dataset.fingerprint()
+    parts = {
+        name: {
+            "dataset": data_fingerprint,
+            "mask": generator.fingerprint(),
+            "seed": config.seed,
+            "size": list(dataset.image_size),
+            "split": config.split,
+            "mask_ratio": list(config.mask_ratio) if config.mask_ratio else None,
+        }
+        for name, generator in masks.items()
+    }
     count = len(dataset) if config.limit is None else min(config.limit, len(dataset))
-    indices = list(range(count))
+    context = Context(
+        dataset=dataset,
+        methods=methods,
+        masks=masks,
+        fingerprints=fingerprints,
+        provenance={name: provenance_hash(p) for name, p in parts.items()},
+        seed=config.seed,
+        ratio=tuple(config.mask_ratio) if config.mask_ratio else None,
+        device=device,
+        timeout=float(config.timeout),
+    )
+    return Plan(context, count, batch_for(dataset.image_size, config.batch_size), parts)
 
+
+@functools.lru_cache(maxsize=1)
+def _distributions() -> dict[str, list[str]]:
+    """Top-level module -> installed distributions (scans every installed package: cached)."""
+    try:
+        return importlib.metadata.packages_distributions()
+    except Exception:  # broken metadata of some unrelated package
+        return {}
+
+
+def plugin_versions(names: dict[str, str], registry: Registry) -> dict[str, dict[str, str]]:
+    """Package name and version of every entry ``names`` (spec -> canonical name) that comes
+    from an installed distribution other than this project (an entry-point plug-in)."""
+    own = {"benchmark", "methods", "masks"}
+    found: dict[str, dict[str, str]] = {}
+    for spec, name in names.items():
+        module = getattr(registry.get(name), "__module__", "") or ""
+        top = module.split(".")[0]
+        if not top or top in own:
+            continue
+        for dist in _distributions().get(top, []):
+            try:
+                version = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                continue
+            found[f"{registry.kind} {spec}"] = {"package": dist, "version": version}
+            break
+        else:
+            found[f"{registry.kind} {spec}"] = {"package": f"(module {module})", "version": ""}
+    return found
+
+
+def _cap_workers(config: RunConfig) -> int:
+    cores = default_workers()
+    if config.workers > cores and config.executor == "local":
+        print(
+            f"warning: --workers {config.workers} is more than the {cores} cores available; "
+            f"using {cores}",
+            file=sys.stderr,
+        )
+        return cores
+    return config.workers
+
+
+def run_benchmark(config: RunConfig) -> RunResult:
+    """Run ``config``: write records, leaderboard and run.json; reuse finished records."""
+    _validate(config)
+    workers = _cap_workers(config)
+    plan = build_plan(config)
+    indices = list(range(plan.count))
     run_dir = config.run_dir()
+    lock = RunLock(run_dir)
+    lock.acquire()  # before anything reads or writes the folder
+    try:
+        return _run_locked(config, plan, workers, run_dir, lock, indices)
+    finally:
+        lock.release()
+
+
+def _run_locked(
+    config: RunConfig, plan: Plan, workers: int, run_dir: Path, lock: RunLock, indices: list[int]
+) -> RunResult:
+    ctx, count = plan.context, plan.count
+    methods, masks = ctx.methods, ctx.masks
     _check_run_dir(run_dir, config)
     store = RecordStore(run_dir / "records.jsonl")
+    if config.save_images:
+        ctx.save_images = save_images_to(run_dir)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     run_info = {
         "identity": config.identity(),
-        "config": {k: v for k, v in asdict(config).items() if k != "progress"},
+        "config": {
+            **{k: v for k, v in asdict(config).items() if k != "progress"},
+            "batch_size": plan.batch_size,
+            "workers": workers,
+        },
         "images": count,
-        "dataset_size": len(dataset),
-        "image_size": list(dataset.image_size),
+        "dataset_size": len(ctx.dataset),
+        "image_size": list(ctx.dataset.image_size),
         "methods": {name: _describe(name) for name in methods},
         "masks": {name: _describe(name, kind="mask") for name in masks},
-        "device": device_description(device),
+        "provenance": {
+            "methods": dict(ctx.fingerprints),
+            "masks": {
+                name: {**p, "hash": ctx.provenance[name]} for name, p in plan.provenance.items()
+            },
+        },
+        "plugins": {
+            **plugin_versions({n: parse_spec(n).name for n in methods}, METHODS),
+            **plugin_versions({n: parse_spec(n).name for n in masks}, MASKS),
+            **plugin_versions({config.dataset: dataset_spec(config.dataset).name}, DATASETS),
+        },
+        "skipped": {name: reason for name, reason in METHODS.failed_plugins.items()},
+        "device": device_description(ctx.device),
         "versions": _versions(),
         "git_revision": _git_revision(),
         "started": started,
@@ -251,63 +414,44 @@ def run_benchmark(config: RunConfig) -> RunResult:
     }
     write_json(run_dir / "run.json", run_info)
 
-    computed = reused = failed = 0
-    pool = ThreadPoolExecutor(config.workers) if config.workers > 1 else None
-    evaluators = {n: Evaluator(m, device, pool, config.workers) for n, m in methods.items()}
+    todo: dict[Pair, list[int]] = {}
+    done: dict[Pair, int] = {}
+    for mask_name in masks:
+        for method_name in methods:
+            pair = (method_name, mask_name)
+            todo[pair] = [i for i in indices if not _is_done(store, ctx, config, run_dir, pair, i)]
+            done[pair] = count - len(todo[pair])
+    reused = sum(done.values())
+    counts = {"computed": 0, "failed": 0}
+    written: set[tuple[str, str, int]] = set()
+    guard = threading.Lock()
+    progress = Progress({p: count for p in todo}, done, enabled=config.progress)
+
+    def deliver(records: list[dict[str, Any]]) -> None:
+        with guard:  # the GPU thread and the worker pool may both deliver
+            if counts.get("closed"):  # an abandoned thread after the run's files were written
+                return
+            fresh = [r for r in records if (r["method"], r["mask"], r["index"]) not in written]
+            store.append(fresh)
+            written.update((r["method"], r["mask"], r["index"]) for r in fresh)
+            counts["computed"] += len(fresh)
+            counts["failed"] += sum(r["status"] != STATUS_OK for r in fresh)
+            progress.update(fresh)
+
     try:
-        for mask_name, generator in masks.items():
-            for method_name, evaluator in evaluators.items():
-                fingerprint = fingerprints[method_name]
-                todo = [
-                    i
-                    for i in indices
-                    if not _is_done(
-                        store,
-                        (method_name, fingerprint, mask_name, i),
-                        config,
-                        run_dir,
-                        mask_name,
-                        method_name,
-                    )
-                ]
-                reused += count - len(todo)
-                bar = tqdm(
-                    total=count,
-                    initial=count - len(todo),
-                    desc=f"{method_name} / {mask_name}",
-                    unit="img",
-                    disable=not config.progress,
-                    leave=False,
-                    dynamic_ncols=True,
-                )
-                for start in range(0, len(todo), config.batch_size):
-                    batch = todo[start : start + config.batch_size]
-                    records = _evaluate_batch(
-                        evaluator,
-                        dataset,
-                        generator,
-                        batch,
-                        config,
-                        method_name,
-                        fingerprint,
-                        mask_name,
-                        run_dir,
-                    )
-                    store.append(records)
-                    computed += len(records)
-                    failed += sum(r["status"] != STATUS_OK for r in records)
-                    bar.update(len(batch))
-                bar.close()
+        _execute(config, plan, workers, todo, deliver, lock)
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True)
+        with guard:
+            counts["closed"] = 1
+        progress.close()
         selected = {
             key: record
             for record in store
             if (key := record_key(record))[0] in methods
             and key[2] in masks
             and key[3] < count
-            and key[1] == fingerprints[key[0]]
+            and key[1] == ctx.fingerprints[key[0]]
+            and record.get("provenance") == ctx.provenance[key[2]]
         }
         leaderboard = build_leaderboard(
             selected.values(),
@@ -321,12 +465,80 @@ def run_benchmark(config: RunConfig) -> RunResult:
         run_info.update(
             finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             status="complete" if complete else "interrupted",
-            computed=computed,
+            computed=counts["computed"],
             reused=reused,
-            failed=failed,
+            failed=counts["failed"],
         )
         write_json(run_dir / "run.json", run_info)
-    return RunResult(run_dir, leaderboard, computed, reused, failed)
+    return RunResult(run_dir, leaderboard, counts["computed"], reused, counts["failed"])
+
+
+def runs_in_driver(ctx: Context, method_name: str) -> bool:
+    """GPU methods run in a thread of the driver process: CUDA does not survive ``fork``."""
+    return ctx.method_device(method_name).type != "cpu"
+
+
+def _execute(
+    config: RunConfig,
+    plan: Plan,
+    workers: int,
+    todo: dict[Pair, list[int]],
+    deliver,
+    lock: RunLock,
+) -> None:
+    """Hand the work to the executor ``config`` asks for."""
+    from benchmark.executors import (
+        InProcessExecutor,
+        ProcessPoolExecutor,
+        fork_available,
+    )
+
+    ctx = plan.context
+    todo = {pair: indices for pair, indices in todo.items() if indices}
+    if not todo:
+        return
+    if config.executor == "ray":
+        from benchmark.ray_executor import RayExecutor
+
+        RayExecutor(config, plan, workers).run(todo, deliver)
+        return
+    if workers == 1 or not fork_available():
+        InProcessExecutor(ctx).run(split_units(todo, plan.batch_size), deliver)
+        return
+    # GPU methods run here in a driver thread (CUDA does not survive fork); CPU work is forked.
+    on_gpu = {p: v for p, v in todo.items() if runs_in_driver(ctx, p[0])}
+    on_cpu = {p: v for p, v in todo.items() if p not in on_gpu}
+    stop = threading.Event()
+    gpu_thread = None
+    failure: list[BaseException] = []
+    if on_gpu:
+
+        def gpu_work() -> None:
+            try:
+                InProcessExecutor(ctx, stop).run(split_units(on_gpu, plan.batch_size), deliver)
+            except BaseException as exc:  # re-raised in the main thread
+                failure.append(exc)
+
+        gpu_thread = threading.Thread(target=gpu_work, daemon=True, name="inpaint-bench-gpu")
+    threads = max(1, default_workers() // workers)
+    pool = ProcessPoolExecutor(
+        ctx, workers, threads, close_fds=(lock.fd,) if lock.fd is not None else (), stop=stop
+    )
+    try:
+        if on_cpu:
+            unit_size = max(1, math.ceil(plan.batch_size / workers))
+            units = split_units(on_cpu, unit_size)
+            if gpu_thread is not None:
+                gpu_thread.start()
+            pool.run(units, deliver)
+        elif gpu_thread is not None:
+            gpu_thread.start()
+        while gpu_thread is not None and gpu_thread.is_alive():
+            gpu_thread.join(0.2)
+    finally:
+        stop.set()
+    if failure:
+        raise failure[0]
 
 
 def _describe(name: str, kind: str = "method") -> dict[str, Any]:
@@ -349,68 +561,21 @@ def _image_path(run_dir: Path, *parts: str) -> Path:
 
 
 def _is_done(
-    store: RecordStore, key, config: RunConfig, run_dir: Path, mask_name: str, method_name: str
+    store: RecordStore, ctx: Context, config: RunConfig, run_dir: Path, pair: Pair, index: int
 ) -> bool:
-    record = store.get(key)
+    """A finished, current record exists: same method fingerprint and provenance, status ok."""
+    method_name, mask_name = pair
+    record = store.get((method_name, ctx.fingerprints[method_name], mask_name, index))
     if record is None or record["status"] != STATUS_OK:
         return False  # failed rows are retried
+    if record.get("provenance") != ctx.provenance[mask_name]:
+        return False  # other data, masks, seed, size or ratio range: recompute
     if any(name not in record for name in METRICS.names()):
         return False  # a metric registered since (plug-in): measure again
     if config.save_images:
-        png = f"{key[3]:06d}.png"
+        png = f"{index:06d}.png"
         return _image_path(run_dir, slugify(mask_name), slugify(method_name), png).exists()
     return True
-
-
-def _evaluate_batch(
-    evaluator: Evaluator,
-    dataset: Dataset,
-    generator: MaskGenerator,
-    batch: Sequence[int],
-    config: RunConfig,
-    method_name: str,
-    fingerprint: str,
-    mask_name: str,
-    run_dir: Path,
-) -> list[dict[str, Any]]:
-    originals = dataset.images(batch)
-    check_images(originals, f"data set {dataset.name!r}")
-    height, width = originals.shape[-2:]
-    masks = generator.batch(batch, height, width, config.seed)
-    check_masks(masks, tuple(originals.shape))
-    masked = originals.masked_fill(masks, 0.0)
-
-    base = [
-        {"method": method_name, "fingerprint": fingerprint, "mask": mask_name, "index": int(i)}
-        for i in batch
-    ]
-    started = time.perf_counter()
-    try:
-        prediction = evaluator.predict(masked, masks)
-        problems = [None] * len(batch)
-    except ContractError as exc:
-        prediction, problems = None, [str(exc)] * len(batch)
-    except Exception as exc:  # a crashing method fails its batch, not the run
-        prediction, problems = None, [f"{type(exc).__name__}: {exc}"] * len(batch)
-    seconds = (time.perf_counter() - started) / len(batch)
-
-    ratios = masks.flatten(1).float().mean(1).tolist()
-    if prediction is not None:
-        problems = invalid_images(prediction)
-        result = composite(originals, torch.nan_to_num(prediction).clamp_(0, 1), masks)
-        values = {k: v.tolist() for k, v in compute_all(result, originals, masks).items()}
-        if config.save_images:
-            _save_images(run_dir, originals, masks, result, batch, mask_name, method_name, problems)
-    records = []
-    for j, record in enumerate(base):
-        record["seconds"] = seconds
-        record["mask_ratio"] = ratios[j]
-        if problems[j] is None and prediction is not None:
-            record.update({k: v[j] for k, v in values.items()}, status=STATUS_OK)
-        else:
-            record["status"] = f"failed: {problems[j]}"
-        records.append(record)
-    return records
 
 
 def _save_images(

@@ -28,6 +28,12 @@ RATIOS = [
     ),
     ("telea: speed-up of 2 workers over 1 (method path)", "harness_telea_w1", "harness_telea_w2"),
     ("telea: speed-up of 2 workers over 1 (full run)", "run_telea_w1", "run_telea_w2"),
+    ("telea: speed-up of 2 Ray workers over 1 (full run)", "ray_w1", "ray_w2"),
+    ("2 methods / 1 method (full run, 1,000 patches)", "methods_2", "methods_1"),
+    ("4 methods / 1 method (full run, 1,000 patches)", "methods_4", "methods_1"),
+    ("run time 128x128 / 32x32 (same images)", "size_128", "size_32"),
+    ("run time 256x256 / 32x32 (same images)", "size_256", "size_32"),
+    ("run time 512x512 / 32x32 (same images)", "size_512", "size_32"),
     ("unet on cpu: harness method path / bare model loop", "harness_unet_cpu", "bare_unet_cpu"),
     ("unet on cuda: harness method path / bare model loop", "harness_unet_cuda", "bare_unet_cuda"),
 ]
@@ -58,6 +64,20 @@ def remember():
     return _remember
 
 
+#: other figures (shares, images per second) by label, filled through the ``figure`` fixture
+FIGURES: dict[str, float] = {}
+
+
+@pytest.fixture
+def figure():
+    """``figure(label, value)`` adds a figure to the summary printed at the end."""
+
+    def _figure(label: str, value: float) -> None:
+        FIGURES[label] = value
+
+    return _figure
+
+
 def pytest_terminal_summary(terminalreporter):
     lines = []
     for label, top, bottom in RATIOS:
@@ -66,6 +86,7 @@ def pytest_terminal_summary(terminalreporter):
     for label, name in THROUGHPUTS:
         if name in MEDIANS:
             lines.append(f"{label}: {N_IMAGES / MEDIANS[name]:,.0f} images/s")
+    lines += [f"{label}: {value:.3f}" for label, value in FIGURES.items()]
     if lines:
         terminalreporter.section("ratios (same session)")
         for line in lines:

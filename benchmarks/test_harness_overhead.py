@@ -71,7 +71,7 @@ def _full_run(benchmark, tmp_path, remember, workers: int, name: str) -> None:
         )
         return run_benchmark(config)
 
-    result = benchmark.pedantic(full_run, rounds=5, warmup_rounds=1)
+    result = benchmark.pedantic(full_run, rounds=3, warmup_rounds=1)
     assert result.computed == N_IMAGES
     remember(benchmark, name)
 

@@ -24,58 +24,11 @@ from benchmark.method import METHODS
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def install_context_hook(runner, setattr=setattr) -> None:
-    """Make ``runner`` call ``inpaint_indexed`` for methods with ``needs_context``.
-
-    Stand-in until the runner makes this call itself (then it does nothing): predictions and
-    per-image failure reasons go through the runner's own batch function unchanged.
-    """
-    import inspect
-
-    if "inpaint_indexed" in inspect.getsource(runner):
-        return
-    original = runner._evaluate_batch
-
-    def evaluate_batch(evaluator, dataset, generator, batch, config, method_name, *rest):
-        method = evaluator.method
-        if not getattr(method, "needs_context", False):
-            return original(evaluator, dataset, generator, batch, config, method_name, *rest)
-        mask_name, reasons = rest[1], {}
-
-        def predict(masked, mask):
-            prediction, problems = method.inpaint_indexed(masked, mask, list(batch), mask_name)
-            reasons.update(zip(batch, problems))
-            return prediction
-
-        evaluator.predict = predict
-        try:
-            records = original(evaluator, dataset, generator, batch, config, method_name, *rest)
-        finally:
-            del evaluator.predict
-        for record in records:
-            if reasons.get(record["index"]):
-                record["status"] = "failed: " + reasons[record["index"]]
-        return records
-
-    setattr(runner, "_evaluate_batch", evaluate_batch)
-
-
-#: ``python -m benchmark ARGS``, with the context hook installed when the runner lacks it.
-LAUNCHER = """
-import sys
-import benchmark.runner
-from tests.test_export import install_context_hook
-install_context_hook(benchmark.runner)
-from benchmark.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
-
-
 def cli(*args: str, cwd: Path) -> tuple[int, str, str]:
     """``python -m benchmark ARGS`` with this checkout on PYTHONPATH: (code, stdout, stderr)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [sys.executable, "-c", LAUNCHER, *args],
+        [sys.executable, "-m", "benchmark", *args],
         cwd=cwd,
         env=env,
         capture_output=True,
@@ -240,7 +193,6 @@ def test_export_with_mask_ratio_keeps_only_masks_in_range(tmp_path: Path) -> Non
 def test_bad_predictions_fail_only_their_images_with_the_reason(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install_context_hook(runner, monkeypatch.setattr)
     export_here(tmp_path / "ex")
     telea_fill(tmp_path / "ex", tmp_path / "pred")
     pred = tmp_path / "pred" / "lines"
@@ -295,7 +247,6 @@ def test_predictions_refuses_an_export_folder_in_one_line(tmp_path: Path) -> Non
 def test_predictions_checked_against_their_export(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    install_context_hook(runner, monkeypatch.setattr)
     export_here(tmp_path / "ex", "lines", limit=4, seed=3)
     telea_fill(tmp_path / "ex", tmp_path / "pred")
     method = f"predictions:{tmp_path / 'pred'},export={tmp_path / 'ex'}"

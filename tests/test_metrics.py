@@ -262,3 +262,34 @@ def test_default_pytest_run_collects_the_doctests(request):
     """The doctests only guard the suite if a plain ``pytest`` collects benchmark/ with them."""
     assert "--doctest-modules" in request.config.getini("addopts")
     assert "benchmark" in request.config.getini("testpaths")
+
+
+# -- the CPU SSIM path (OpenCV) against kornia's -----------------------------------------------
+def kornia_ssim(result: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    import kornia
+
+    return kornia.metrics.ssim(result, target, 11, max_val=1.0, padding="valid").flatten(1).mean(1)
+
+
+@pytest.mark.parametrize("shape", [(4, 11, 11), (3, 32, 32), (2, 40, 17), (1, 96, 128)])
+def test_cpu_ssim_equals_kornias_definition(shape):
+    n, h, w = shape
+    result, target = pairs_random(np.random.default_rng(h * w), n, h, w, 0.08)
+    ours = ssim(t(result), t(target))
+    assert ours.dtype == torch.float32 and ours.shape == (n,)
+    np.testing.assert_allclose(ours.numpy(), kornia_ssim(t(result), t(target)).numpy(), atol=1e-6)
+
+
+def test_cpu_ssim_of_an_image_does_not_depend_on_its_batch_neighbours():
+    """Planes are filtered stacked in one tall image: neighbours must never leak in."""
+    result, target = pairs_random(np.random.default_rng(3), 3, 24, 24, 0.1)
+    batch = ssim(t(result), t(target))
+    flat = np.zeros_like(result)
+    for i in range(3):
+        alone = ssim(t(result[i : i + 1]), t(target[i : i + 1]))
+        assert batch[i].item() == alone.item()
+        mixed = ssim(
+            t(np.stack([flat[0], result[i], flat[0] + 1])),
+            t(np.stack([flat[0], target[i], flat[0]])),
+        )
+        assert mixed[1].item() == alone.item()

@@ -435,3 +435,33 @@ def test_composite_never_changes_known_pixels(tmp_path, temp_method):
         a, b = records[(name, "square", i)], records[("mean", "square", i)]
         for field in ("psnr", "ssim", "hole_psnr", "hole_l1"):
             assert a[field] == pytest.approx(b[field], abs=1e-6), field
+
+
+# -- progress -------------------------------------------------------------------------------------
+def test_progress_without_a_terminal_prints_plain_lines(monkeypatch):
+    import io
+
+    import benchmark.progress as progress_module
+
+    stream = io.StringIO()
+    monkeypatch.setattr(progress_module, "LINE_INTERVAL", 0.0)
+    totals = {("telea", "lines"): 4, ("mean", "lines"): 4}
+    progress = progress_module.Progress(
+        totals, {("telea", "lines"): 0, ("mean", "lines"): 2}, stream=stream
+    )
+    progress.update([{"method": "telea", "mask": "lines"}] * 4)
+    progress.update([{"method": "mean", "mask": "lines"}] * 2)
+    progress.close()
+    lines = stream.getvalue().splitlines()
+    assert "\r" not in stream.getvalue()
+    assert "done: telea / lines (4 images)" in lines and "done: mean / lines (4 images)" in lines
+    assert any(line.startswith("progress: 8/8 (100.0%)") for line in lines)
+    assert any(line.startswith("progress: 6/8 (75.0%)") and "ETA" in line for line in lines)
+
+
+def test_cli_run_without_a_terminal_shows_lines_not_a_carriage_return_bar(run_cli, tmp_path):
+    code, out, err = run_cli(
+        "run", "--methods", "mean", "--masks", "square", "--limit", "8", "--out", "p"
+    )
+    assert code == 0, err
+    assert "\r" not in err and "done: mean / square (8 images)" in err

@@ -1,0 +1,312 @@
+"""Batch-major evaluation: a batch of images decoded once, masked once per mask type, every method.
+
+A :class:`Unit` is a batch of image indices with, per (method, mask) pair, the indices of the
+batch that pair still has to do. :func:`evaluate_unit` decodes the batch once, draws each mask
+type's masks once, runs every method on them, measures the composites on the method's device
+and returns one record per (method, mask, index). Executors (``benchmark.executors``,
+``benchmark.ray_executor``) decide where units run; the records are the same wherever they do.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmark.checks import check_images, check_masks, invalid_images, prediction_to_cpu
+from benchmark.datasets import Dataset
+from benchmark.errors import ContractError
+from benchmark.masking import MaskGenerator, RatioRange
+from benchmark.method import Method, composite
+from benchmark.metrics import compute_all
+from benchmark.records import STATUS_OK, truncate_reason
+
+Pair = tuple[str, str]  # (method, mask)
+
+
+@dataclass
+class Unit:
+    """A batch of work: for each (method, mask) pair, the image indices still to evaluate."""
+
+    todo: dict[Pair, list[int]]
+    attempts: int = 0
+
+    @property
+    def indices(self) -> list[int]:
+        return sorted({i for indices in self.todo.values() for i in indices})
+
+    @property
+    def size(self) -> int:
+        return sum(len(v) for v in self.todo.values())
+
+
+class MethodTimeout(Exception):
+    """A method call ran past the per-batch time limit."""
+
+
+@dataclass
+class Context:
+    """What a process needs to evaluate units: built once per process."""
+
+    dataset: Dataset
+    methods: dict[str, Method]
+    masks: dict[str, MaskGenerator]
+    fingerprints: dict[str, str]  # method name -> method fingerprint (record key)
+    provenance: dict[str, str]  # mask name -> hash of everything else deciding a record
+    seed: int
+    ratio: RatioRange | None
+    device: torch.device
+    timeout: float = 0.0  # seconds per method call on a batch; 0 = none
+    save_images: Callable[..., None] | None = None
+    #: set when a timed-out call was abandoned in a daemon thread (a process worker then exits)
+    tainted: bool = field(default=False)
+
+    def method_device(self, method_name: str) -> torch.device:
+        method = self.methods[method_name]
+        return self.device if method.device == "auto" else torch.device("cpu")
+
+
+def call_with_timeout(fn: Callable[[], Any], timeout: float) -> Any:
+    """Run ``fn`` in a daemon thread and wait for it at most ``timeout`` seconds (0 = forever).
+
+    A daemon thread, so a call that never returns cannot keep the process from exiting; the
+    caller's wait wakes every 0.2 s, so Ctrl-C reaches the main thread within a fraction of a
+    second even while a method is stuck in C code. Exceptions (KeyboardInterrupt included)
+    are re-raised in the caller.
+    """
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # handed to the caller, whatever it is
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True, name="inpaint-bench-method")
+    thread.start()
+    deadline = time.monotonic() + timeout if timeout > 0 else None
+    while thread.is_alive():
+        wait = 0.2 if deadline is None else min(0.2, deadline - time.monotonic())
+        if wait <= 0:
+            raise MethodTimeout(f"timed out after {timeout:g} s")
+        thread.join(wait)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def _predict(
+    ctx: Context,
+    method_name: str,
+    mask_name: str,
+    masked: torch.Tensor,
+    mask: torch.Tensor,
+    indices: Sequence[int],
+) -> tuple[torch.Tensor, list[str | None]]:
+    """The method's checked prediction, float32 on its device, and per image the reason the
+    method gave for failing it (``inpaint_indexed`` may return ``(prediction, reasons)``);
+    raises when the whole call fails."""
+    method, device = ctx.methods[method_name], ctx.method_device(method_name)
+    # copies: a method that edits its inputs in place must not change what is measured
+    masked_in, mask_in = masked.to(device, copy=True), mask.to(device, copy=True)
+    reasons: list[str | None] = [None] * len(masked)
+    indexed = getattr(method, "inpaint_indexed", None)
+    if callable(indexed):
+        prediction = indexed(masked_in, mask_in, list(indices), mask_name)
+        if isinstance(prediction, tuple):  # (predictions, per-image failure reasons or None)
+            prediction, given = prediction
+            if len(given) != len(masked):
+                raise ContractError(
+                    f"inpaint_indexed: expected {len(masked)} reasons, got {len(given)}"
+                )
+            reasons = [None if r is None else truncate_reason(str(r)) for r in given]
+    else:
+        prediction = method.inpaint(masked_in, mask_in)
+    if device.type == "cpu" or not isinstance(prediction, torch.Tensor):
+        return prediction_to_cpu(prediction, masked), reasons
+    if tuple(prediction.shape) != tuple(masked.shape):
+        raise ContractError(
+            f"prediction: expected shape {tuple(masked.shape)}, got {tuple(prediction.shape)}"
+        )
+    if not prediction.is_floating_point():
+        raise ContractError(f"prediction: expected a float tensor, got {prediction.dtype}")
+    return prediction.detach().to(device, torch.float32), reasons
+
+
+@dataclass
+class Prepared:
+    """A unit's decoded images and, per mask type, its masks (what prefetching computes)."""
+
+    originals: torch.Tensor
+    masks: dict[str, tuple[list[int], torch.Tensor]]  # mask name -> (indices, bool masks)
+
+
+def prepare_unit(ctx: Context, unit: Unit) -> Prepared:
+    """Decode the unit's images once and draw each mask type's masks once."""
+    indices = unit.indices
+    originals = ctx.dataset.images(indices)
+    check_images(originals, f"data set {ctx.dataset.name!r}")
+    height, width = originals.shape[-2:]
+    masks = {}
+    for mask_name in dict.fromkeys(mask for _, mask in unit.todo):
+        needed = sorted({i for (_, k), v in unit.todo.items() if k == mask_name for i in v})
+        drawn = ctx.masks[mask_name].batch(needed, height, width, ctx.seed, ctx.ratio)
+        check_masks(drawn, (len(needed), 3, height, width))
+        masks[mask_name] = (needed, drawn)
+    return Prepared(originals, masks)
+
+
+def run_prepared(
+    ctx: Context,
+    unit: Unit,
+    prepared: Prepared,
+    deliver: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run and measure every (method, mask) pair of ``unit`` on its prepared batch.
+
+    ``deliver``, when given, receives each pair's records as soon as that pair is done (so an
+    interrupted batch keeps its finished pairs); the records are also returned together.
+    """
+    position = {index: k for k, index in enumerate(unit.indices)}
+    records: list[dict[str, Any]] = []
+    for mask_name, (needed, masks) in prepared.masks.items():
+        if len(needed) == len(position):
+            images = prepared.originals
+        else:
+            images = prepared.originals[torch.tensor([position[i] for i in needed])]
+        masked = images.masked_fill(masks, 0.0)
+        ratios = dict(zip(needed, masks.flatten(1).float().mean(1).tolist()))
+        mask_row = {i: k for k, i in enumerate(needed)}
+        for (method_name, pair_mask), todo in unit.todo.items():
+            if pair_mask != mask_name:
+                continue
+            if todo == needed:
+                sel_images, sel_masks, sel_masked = images, masks, masked
+            else:
+                sub = torch.tensor([mask_row[i] for i in todo])
+                sel_images, sel_masks, sel_masked = images[sub], masks[sub], masked[sub]
+            pair_records = _evaluate_pair(
+                ctx, method_name, mask_name, todo, sel_images, sel_masks, sel_masked, ratios
+            )
+            if deliver is not None:
+                deliver(pair_records)
+            records += pair_records
+    return records
+
+
+def evaluate_unit(
+    ctx: Context, unit: Unit, deliver: Callable[[list[dict[str, Any]]], None] | None = None
+) -> list[dict[str, Any]]:
+    """Decode the unit's images once, draw each mask type once, run and measure every pair."""
+    return run_prepared(ctx, unit, prepare_unit(ctx, unit), deliver)
+
+
+def _evaluate_pair(
+    ctx: Context,
+    method_name: str,
+    mask_name: str,
+    todo: list[int],
+    originals: torch.Tensor,
+    masks: torch.Tensor,
+    masked: torch.Tensor,
+    ratios: dict[int, float],
+) -> list[dict[str, Any]]:
+    started = time.perf_counter()
+    try:
+        prediction, given = call_with_timeout(
+            lambda: _predict(ctx, method_name, mask_name, masked, masks, todo), ctx.timeout
+        )
+        problems: list[str | None] = [None] * len(todo)
+    except MethodTimeout as exc:
+        ctx.tainted = True
+        prediction, problems = None, [str(exc)] * len(todo)
+    except ContractError as exc:
+        prediction, problems = None, [truncate_reason(str(exc))] * len(todo)
+    except Exception as exc:  # a crashing method fails its batch, not the run
+        prediction, problems = None, [truncate_reason(f"{type(exc).__name__}: {exc}")] * len(todo)
+    seconds = (time.perf_counter() - started) / len(todo)
+
+    values: dict[str, list[float]] = {}
+    if prediction is not None:
+        device = prediction.device
+        problems = [g or p for g, p in zip(given, invalid_images(prediction))]
+        originals_d, masks_d = originals.to(device), masks.to(device)
+        result = composite(originals_d, torch.nan_to_num(prediction).clamp_(0, 1), masks_d)
+        values = {k: v.tolist() for k, v in compute_all(result, originals_d, masks_d).items()}
+        if ctx.save_images is not None:
+            ctx.save_images(originals, masks, result.cpu(), todo, mask_name, method_name, problems)
+    records = []
+    for j, index in enumerate(todo):
+        record: dict[str, Any] = {
+            "method": method_name,
+            "fingerprint": ctx.fingerprints[method_name],
+            "mask": mask_name,
+            "index": int(index),
+            "provenance": ctx.provenance[mask_name],
+            "seconds": seconds,
+            "mask_ratio": ratios[index],
+        }
+        if problems[j] is None and prediction is not None:
+            record.update({k: v[j] for k, v in values.items()}, status=STATUS_OK)
+        else:
+            record["status"] = f"failed: {problems[j]}"
+        records.append(record)
+    return records
+
+
+def failed_records(ctx: Context, unit: Unit, reason: str) -> list[dict[str, Any]]:
+    """Records marking every (pair, index) of ``unit`` failed with ``reason`` (masks redrawn)."""
+    ratios: dict[str, dict[int, float]] = {}
+    if len(ctx.dataset):
+        height, width = ctx.dataset.image_size
+        for mask_name in {mask for _, mask in unit.todo}:
+            needed = sorted({i for (_, k), v in unit.todo.items() if k == mask_name for i in v})
+            masks = ctx.masks[mask_name].batch(needed, height, width, ctx.seed, ctx.ratio)
+            ratios[mask_name] = dict(zip(needed, masks.flatten(1).float().mean(1).tolist()))
+    return [
+        {
+            "method": method_name,
+            "fingerprint": ctx.fingerprints[method_name],
+            "mask": mask_name,
+            "index": int(index),
+            "provenance": ctx.provenance[mask_name],
+            "seconds": 0.0,
+            "mask_ratio": ratios.get(mask_name, {}).get(index, float("nan")),
+            "status": f"failed: {truncate_reason(reason)}",
+        }
+        for (method_name, mask_name), indices in unit.todo.items()
+        for index in indices
+    ]
+
+
+def split_units(todo: dict[Pair, list[int]], size: int) -> list[Unit]:
+    """Cut the work into units of at most ``size`` consecutive images (all pairs together)."""
+    everything = sorted({i for v in todo.values() for i in v})
+    wanted = {pair: set(v) for pair, v in todo.items()}
+    units = []
+    for start in range(0, len(everything), size):
+        batch = everything[start : start + size]
+        chunk = {p: [i for i in batch if i in wanted[p]] for p in todo}
+        units.append(Unit({p: v for p, v in chunk.items() if v}))
+    return units
+
+
+def unit_bytes(image_size: tuple[int, int], images: int) -> int:
+    """Bytes of one float32 RGB copy of ``images`` images (the batch-memory unit)."""
+    height, width = image_size
+    return int(images) * int(height) * int(width) * 3 * 4
+
+
+def save_images_to(run_dir: Path) -> Callable[..., None]:
+    """A ``save_images`` callback writing lossless PNGs under ``run_dir/images``."""
+    from benchmark.runner import _save_images
+
+    def save(originals, masks, results, batch, mask_name, method_name, problems) -> None:
+        _save_images(run_dir, originals, masks, results, batch, mask_name, method_name, problems)
+
+    return save
