@@ -261,7 +261,10 @@ def recomputed_samples(run: Run, mask: str, methods: Sequence[str], indices: Seq
     )
     originals = dataset.images(list(indices))
     height, width = originals.shape[-2:]
-    holes = build_mask(mask).batch(list(indices), height, width, int(config.get("seed", 0)))
+    ratio = config.get("mask_ratio")
+    holes = build_mask(mask).batch(
+        list(indices), height, width, int(config.get("seed", 0)), tuple(ratio) if ratio else None
+    )
     masked = originals.masked_fill(holes, 0.0)
     originals_u8 = to_uint8_hwc(originals)
     holes_np = holes[:, 0].numpy()
@@ -277,10 +280,15 @@ def recomputed_samples(run: Run, mask: str, methods: Sequence[str], indices: Seq
         try:
             method = METHODS.build(method_name)
             method.to(torch.device("cpu"))
+            indexed = getattr(method, "inpaint_indexed", None)  # e.g. predictions:DIR
             with torch.no_grad():
-                prediction = prediction_to_cpu(
-                    method.inpaint(masked.clone(), holes.clone()), masked
-                )
+                if callable(indexed):
+                    output = indexed(masked.clone(), holes.clone(), list(indices), mask)
+                else:
+                    output = method.inpaint(masked.clone(), holes.clone())
+            if isinstance(output, tuple):  # (predictions, per-image failure reasons)
+                output = output[0]
+            prediction = prediction_to_cpu(output, masked)
             result = composite(originals, torch.nan_to_num(prediction).clamp_(0, 1), holes)
         except Exception as exc:  # a method that cannot run here: say so in its column
             notes[method_name] = f"not recomputed: {type(exc).__name__}: {exc}"
