@@ -1,4 +1,8 @@
-"""Training the U-Net methods: ``python -m benchmark train unet ...``.
+"""Training learned methods: ``python -m benchmark train NAME ...``.
+
+``NAME`` is any registered method that implements :class:`benchmark.trainable.Trainable`
+(``unet``, ``unet-fill``, ``pconv`` and plug-ins alike): it supplies the network, its input
+and its weights files; everything below is shared.
 
 Like the seed: Adam, MSE between the predicted full image and the original, SSIM tracked per
 step (with :func:`benchmark.metrics.ssim`, the leaderboard's code), batch 32, 10 epochs, lr 1e-3.
@@ -6,9 +10,11 @@ Three options go beyond the seed and are off by default: ``--augment`` (random f
 channel orders and inversions of the training images), ``--loss psnr`` (the negative
 per-image PSNR, which the leaderboard averages, instead of MSE, which lets easy images slide)
 and ``--lr-schedule cosine`` (the rate decays from ``--lr`` to 0 over the run).
-The network input follows the harness contract: the masked image with hole pixels 0 (plus the
-mask as a fourth channel for ``unet-fill``); the output is a full image, and validation scores
-the harness composite (prediction in the hole, original elsewhere), as the leaderboard does.
+The network input is the method's ``model_input(masked, mask)`` (the masked image with hole
+pixels 0, plus the mask for ``unet-fill`` and ``pconv``); the output is a full image, and
+validation scores the harness composite (prediction in the hole, original elsewhere), as the
+leaderboard does. ``--init PATH`` starts from a weights file (the method's ``warm_start``
+decides what it accepts) instead of a fresh model.
 
 Data: the ``train`` split of the data set, shuffled once with ``--seed``; the first
 ``--val-fraction`` of that order is the validation slice (never the test split), the rest
@@ -24,6 +30,14 @@ Files: ``--out`` (weights: the best epoch by validation loss, fp16, rewritten at
 epoch improves on it) and beside it ``<name>.checkpoint.safetensors`` (fp32 model, Adam state,
 epoch and batch position, RNG state, history; rewritten atomically after every epoch and on
 Ctrl-C). ``--resume`` continues from the checkpoint.
+
+Data-parallel: ``python -m torch.distributed.run --nproc_per_node N -m benchmark train ...``
+runs N ranks with DDP (NCCL on GPUs, gloo on CPUs). Every rank builds the same global batch and
+trains on its contiguous slice of it, with the loss scaled so that the averaged gradient is the
+whole batch's; results depend on N only through floating-point summation order. Rank 0 alone
+validates, picks the best epoch and writes files while the others wait at a barrier; a Ctrl-C
+(SIGINT, or the SIGTERM torchrun passes on) is agreed on by all ranks at the next step, and
+rank 0 saves the checkpoint. The weights file records each rank's weight digest.
 """
 
 from __future__ import annotations
@@ -104,6 +118,8 @@ examples:
   python -m benchmark train unet --masks square --out my-unet.safetensors
   python -m benchmark train unet --out my-unet.safetensors --resume
   python -m benchmark train unet-fill --device cuda --workers 4
+  python -m benchmark train pconv --init methods/weights/unet-fill.safetensors --augment
+  python -m torch.distributed.run --nproc_per_node 2 -m benchmark train unet --epochs 1
 
 Use the result with: python -m benchmark run --methods unet:weights=PATH
 """

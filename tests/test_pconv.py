@@ -149,6 +149,7 @@ def test_warm_start_from_unet_fill_fits_the_body_and_zeroes_the_head(tmp_path: P
         PConvMethod.warm_start(PConvUNet(), tmp_path / "unet.safetensors", (images, masks))
 
 
+@pytest.mark.slow
 def test_shipped_weights_load_and_beat_mean_on_a_slice() -> None:
     method = METHODS.build("pconv")
     assert method.metadata["architecture"] == "pconv" and method.metadata["epochs"] >= 1
