@@ -44,6 +44,17 @@ from benchmark.weights import load_tensors
 from methods.unet import EPS, MULTIPLE, WEIGHTS_DIR, push_pull_fill
 
 
+def valid_count(mask: torch.Tensor, channels: int, kernel: int) -> torch.Tensor:
+    """Valid input positions in each ``kernel`` x ``kernel`` window over ``channels`` channels.
+
+    ``mask`` ``(N, 1 or channels, H, W)``, 1 = valid; returns ``(N, 1, H, W)``. The zero
+    padding outside the image counts as valid.
+    """
+    holes = channels - mask.sum(1, keepdim=True) * (channels // mask.shape[1])
+    box = torch.ones(1, 1, kernel, kernel, dtype=holes.dtype, device=holes.device)
+    return channels * kernel * kernel - F.conv2d(holes, box, padding=kernel // 2)
+
+
 class PartialConv2d(nn.Conv2d):
     """A partial convolution (stride 1, odd square kernel, "same" zero padding).
 
@@ -59,12 +70,7 @@ class PartialConv2d(nn.Conv2d):
         k = self.kernel_size[0]
         window = self.in_channels * k * k
         with torch.no_grad():
-            # holes per window; the zero padding counts as valid (border = ordinary conv)
-            holes = self.in_channels - mask.sum(1, keepdim=True) * (
-                self.in_channels // mask.shape[1]
-            )
-            box = torch.ones(1, 1, k, k, dtype=holes.dtype, device=holes.device)
-            valid = window - F.conv2d(holes, box, padding=k // 2)
+            valid = valid_count(mask, self.in_channels, k)
             new_mask = (valid > 0.5).to(x.dtype)
             scale = window / valid.clamp_min(1.0) * new_mask
         raw = F.conv2d(x * mask, self.weight, None, padding=self.padding)
@@ -209,9 +215,7 @@ def fit_layers(
         x, mask = seen["x"], seen["mask"]
         target = targets[unet_key(name + ".weight").rsplit(".", 1)[0]]
         k, cin = layer.kernel_size[0], layer.in_channels
-        holes = cin - mask.sum(1, keepdim=True) * (cin // mask.shape[1])
-        box = torch.ones(1, 1, k, k, dtype=x.dtype)
-        valid = (cin * k * k - F.conv2d(holes, box, padding=k // 2)).flatten(1)  # (N, L)
+        valid = valid_count(mask, cin, k).flatten(1)  # (N, L)
         patches = F.unfold(x * mask, k, padding=k // 2)  # (N, cin*k*k, L)
         rows = (valid > 0.5).nonzero()
         rows = rows[torch.randperm(len(rows), generator=generator)[:FIT_SAMPLES]]
