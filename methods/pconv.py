@@ -74,8 +74,10 @@ class PartialConv2d(nn.Conv2d):
             new_mask = (valid > 0.5).to(x.dtype)
             scale = window / valid.clamp_min(1.0) * new_mask
         raw = F.conv2d(x * mask, self.weight, None, padding=self.padding)
-        bias = self.bias.view(1, -1, 1, 1) * new_mask
-        return raw * scale.to(raw.dtype) + bias.to(raw.dtype), new_mask
+        # (raw * scale + bias) * new_mask: scale is 0 where new_mask is, and this order keeps
+        # every elementwise step in raw's memory layout (channels_last on the CPU)
+        bias = self.bias.view(1, -1, 1, 1).to(raw.dtype)
+        return (raw * scale.to(raw.dtype) + bias) * new_mask.to(raw.dtype), new_mask
 
 
 class PartialDoubleConv(nn.Module):
