@@ -179,7 +179,7 @@ FIT_SAMPLES = 32768
 def fit_layers(
     model: PConvUNet, teacher: nn.Module, images: torch.Tensor, masks: torch.Tensor
 ) -> None:
-    """Refit each body layer of ``model`` to ``teacher``'s (a ``unet-fill``) matching layer.
+    """Refit each partial convolution of ``model`` to ``teacher``'s (``unet-fill``) layer.
 
     Layer by layer, in forward order: the layer's weights and bias are the ridge regression
     (pulled towards their current values) of ``teacher``'s pre-activation output on the
@@ -204,8 +204,7 @@ def fit_layers(
         hook.remove()
     generator = torch.Generator().manual_seed(0)
     model.eval()
-    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, PartialConv2d)]
-    for name, layer in layers[:-1]:  # the body; the head is zeroed by the caller
+    for name, layer in [(n, m) for n, m in model.named_modules() if isinstance(m, PartialConv2d)]:
         seen: dict[str, torch.Tensor] = {}
 
         def keep(_m, inputs, _out, seen=seen):
@@ -228,7 +227,8 @@ def fit_layers(
         start = torch.cat([layer.weight.flatten(1), layer.bias[:, None]], 1).T.double()
         gram = design.T @ design
         ridge = RIDGE * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype)
-        solution = torch.linalg.solve(gram + ridge, design.T @ wanted + ridge @ start)
+        factor = torch.linalg.cholesky(gram + ridge)  # symmetric positive definite
+        solution = torch.cholesky_solve(design.T @ wanted + ridge @ start, factor)
         layer.weight.copy_(solution[:-1].T.reshape(layer.weight.shape))
         layer.bias.copy_(solution[-1])
 
@@ -264,9 +264,10 @@ class PConvMethod(Trainable, Method):
         """Start ``model`` from a ``pconv`` file, or fit it to a ``unet-fill`` file's layers.
 
         From ``unet-fill``: every layer starts at the matching ``unet-fill`` layer (the first
-        keeps the RGB part of its 4-channel kernel), each partial convolution of the body is
-        refitted in order by :func:`fit_layers` on ``sample`` (training images and masks), and
-        the head is zeroed, so training starts at the push-pull fill.
+        keeps the RGB part of its 4-channel kernel), then each partial convolution is refitted
+        in order by :func:`fit_layers` on ``sample`` (training images and masks). (Zeroing the
+        head instead, to start at the push-pull fill, leaves the body without gradient at
+        first; Adam then drifts it and the last decoder layer's ReLUs died in a trial run.)
         """
         _, metadata, digest = load_tensors(path)
         if metadata.get("architecture") == cls.architecture:
@@ -285,12 +286,9 @@ class PConvMethod(Trainable, Method):
             state[key] = source[:, :3] if key == "enc1.conv1.weight" else source
         model.load_state_dict(state)
         fit_layers(model, teacher, *sample)
-        with torch.no_grad():  # start at the push-pull fill, as a fresh model does
-            model.head.weight.zero_()
-            model.head.bias.zero_()
         return (
             f"unet-fill weights from {path} ({digest[:12]}), partial convolutions refitted "
-            f"layer by layer on {len(sample[0])} training images, head zeroed"
+            f"layer by layer on {len(sample[0])} training images"
         )
 
     def to(self, device: torch.device | str) -> PConvMethod:

@@ -126,12 +126,13 @@ def test_unet_keys_map_every_pconv_tensor_to_a_unet_fill_tensor_of_its_shape() -
 
 
 @pytest.mark.slow
-def test_warm_start_from_unet_fill_fits_the_body_and_zeroes_the_head(tmp_path: Path) -> None:
+def test_warm_start_from_unet_fill_refits_the_partial_convolutions(tmp_path: Path) -> None:
     torch.manual_seed(3)
     teacher = UNetFillMethod.build_model()
     for module in teacher.modules():  # a teacher whose head is not zero, like trained weights
         if isinstance(module, torch.nn.Conv2d):
             torch.nn.init.normal_(module.bias, std=0.1)
+    torch.nn.init.normal_(teacher.head.weight, std=0.05)
     path = tmp_path / "unet-fill.safetensors"
     UNetFillMethod.save_weights(teacher, path, {}, dtype=torch.float32)
     images = torch.rand(4, 3, 16, 16)
@@ -139,10 +140,22 @@ def test_warm_start_from_unet_fill_fits_the_body_and_zeroes_the_head(tmp_path: P
     model = PConvUNet()
     note = PConvMethod.warm_start(model, path, (images, masks))
     assert "unet-fill" in note and "refitted" in note
-    assert not model.head.weight.any() and not model.head.bias.any()
-    # the transposed convolutions are copied; the refitted body is near, not at, the teacher's
+    # the transposed convolutions are copied; the partial convolutions are refitted
     torch.testing.assert_close(model.up2.weight, teacher.up2[0].weight)
-    assert not torch.equal(model.enc2.conv1.weight, teacher.enc2[0].weight)
+    for ours, theirs in ((model.enc2.conv1, teacher.enc2[0]), (model.head, teacher.head)):
+        assert not torch.equal(ours.weight, theirs.weight)
+    # the refit brings the network's output closer to the teacher's than copying alone
+    copied = PConvUNet()
+    copied.load_state_dict(
+        {k: v[:, :3] if k == "enc1.conv1.weight" else v
+         for k, v in ((k, teacher.state_dict()[unet_key(k)]) for k in copied.state_dict())}
+    )  # fmt: skip
+    inputs = PConvMethod.model_input(images.masked_fill(masks, 0), masks)
+    with torch.no_grad():
+        target = teacher(inputs)
+        refit_error = (model.eval()(inputs) - target).abs().mean()
+        copy_error = (copied.eval()(inputs) - target).abs().mean()
+    assert refit_error < copy_error
     # a file of another architecture is refused
     UNetMethod.save_weights(UNetMethod.build_model(), tmp_path / "unet.safetensors", {})
     with pytest.raises(DataError, match="pconv starts from"):
