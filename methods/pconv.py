@@ -194,7 +194,8 @@ def fit_layers(
     targets: dict[str, torch.Tensor] = {}
     hooks = [
         module.register_forward_hook(
-            lambda _m, _i, out, name=name: targets.__setitem__(name, out.detach())
+            # a copy: unet-fill's in-place ReLU would overwrite the pre-activation output
+            lambda _m, _i, out, name=name: targets.__setitem__(name, out.detach().clone())
         )
         for name, module in teacher.named_modules()
         if type(module) is nn.Conv2d
