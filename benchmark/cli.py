@@ -397,13 +397,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_train = sub.add_parser(
         "train",
-        help="train a learned method (the seed's U-Net) and write its weights",
+        help="train a learned method (unet, unet-fill, pconv or a plug-in) and write its weights",
         description="Train a learned method with Adam and MSE, tracking SSIM, on a data set's "
         "train split with masks drawn fresh for every batch.",
         epilog=training.EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p_train.add_argument("method", choices=training.TRAINABLE, help="the model to train")
+    p_train.add_argument(
+        "method", help="the model to train: a registered method that implements Trainable"
+    )
     training.add_arguments(p_train)
     p_train.set_defaults(func=training.run)
 

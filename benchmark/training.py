@@ -1,4 +1,8 @@
-"""Training the U-Net methods: ``python -m benchmark train unet ...``.
+"""Training learned methods: ``python -m benchmark train NAME ...``.
+
+``NAME`` is any registered method that implements :class:`benchmark.trainable.Trainable`
+(``unet``, ``unet-fill``, ``pconv`` and plug-ins alike): it supplies the network, its input
+and its weights files; everything below is shared.
 
 Like the seed: Adam, MSE between the predicted full image and the original, SSIM tracked per
 step (with :func:`benchmark.metrics.ssim`, the leaderboard's code), batch 32, 10 epochs, lr 1e-3.
@@ -6,9 +10,11 @@ Three options go beyond the seed and are off by default: ``--augment`` (random f
 channel orders and inversions of the training images), ``--loss psnr`` (the negative
 per-image PSNR, which the leaderboard averages, instead of MSE, which lets easy images slide)
 and ``--lr-schedule cosine`` (the rate decays from ``--lr`` to 0 over the run).
-The network input follows the harness contract: the masked image with hole pixels 0 (plus the
-mask as a fourth channel for ``unet-fill``); the output is a full image, and validation scores
-the harness composite (prediction in the hole, original elsewhere), as the leaderboard does.
+The network input is the method's ``model_input(masked, mask)`` (the masked image with hole
+pixels 0, plus the mask for ``unet-fill`` and ``pconv``); the output is a full image, and
+validation scores the harness composite (prediction in the hole, original elsewhere), as the
+leaderboard does. ``--init PATH`` starts from a weights file (the method's ``warm_start``
+decides what it accepts) instead of a fresh model.
 
 Data: the ``train`` split of the data set, shuffled once with ``--seed``; the first
 ``--val-fraction`` of that order is the validation slice (never the test split), the rest
@@ -24,6 +30,14 @@ Files: ``--out`` (weights: the best epoch by validation loss, fp16, rewritten at
 epoch improves on it) and beside it ``<name>.checkpoint.safetensors`` (fp32 model, Adam state,
 epoch and batch position, RNG state, history; rewritten atomically after every epoch and on
 Ctrl-C). ``--resume`` continues from the checkpoint.
+
+Data-parallel: ``python -m torch.distributed.run --nproc_per_node N -m benchmark train ...``
+runs N ranks with DDP (NCCL on GPUs, gloo on CPUs). Every rank builds the same global batch and
+trains on its contiguous slice of it, with the loss scaled so that the averaged gradient is the
+whole batch's; results depend on N only through floating-point summation order. Rank 0 alone
+validates, picks the best epoch and writes files while the others wait at a barrier; a Ctrl-C
+(SIGINT, or the SIGTERM torchrun passes on) is agreed on by all ranks at the next step, and
+rank 0 saves the checkpoint. The weights file records each rank's weight digest.
 """
 
 from __future__ import annotations
@@ -47,8 +61,6 @@ from tqdm.auto import tqdm
 from benchmark.device import autocast, memory_format
 from benchmark.errors import DataError, UsageError
 
-#: Model names ``train`` accepts (each is a registered method of :mod:`methods.unet`).
-TRAINABLE = ("unet", "unet-fill")
 #: Options a resumed run must share with its checkpoint (the others may change).
 _RESUME_FIXED = (
     "architecture",
@@ -65,6 +77,8 @@ _RESUME_FIXED = (
     "size",
     "augment",
 )
+#: Training images handed to the model's ``warm_start`` with ``--init``.
+INIT_SAMPLE = 256
 #: MSE floor of the ``psnr`` loss: 60 dB, finer than 8-bit levels can show.
 PSNR_LOSS_FLOOR = 1e-6
 
@@ -104,6 +118,8 @@ examples:
   python -m benchmark train unet --masks square --out my-unet.safetensors
   python -m benchmark train unet --out my-unet.safetensors --resume
   python -m benchmark train unet-fill --device cuda --workers 4
+  python -m benchmark train pconv --init methods/weights/unet-fill.safetensors --augment
+  python -m torch.distributed.run --nproc_per_node 2 -m benchmark train unet --epochs 1
 
 Use the result with: python -m benchmark run --methods unet:weights=PATH
 """
@@ -132,6 +148,7 @@ class TrainConfig:
     out: str | None = None
     resume: bool = False
     progress: bool = True
+    init: str | None = None
 
     def out_path(self) -> Path:
         """The weights file (default ``results/runs/train-<arch>/<arch>.safetensors``)."""
@@ -213,6 +230,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--out", default=None, help="weights file (default: results/runs/train-<model>/<model>...)")
     add("--resume", action="store_true", help="continue from the checkpoint beside --out")
+    add(
+        "--init",
+        default=None,
+        metavar="PATH",
+        help="start from this weights file instead of a fresh model (the model decides what it "
+        "accepts, e.g. pconv takes unet-fill weights)",
+    )
     add("--no-progress", dest="progress", action="store_false", help="no progress bars")
 
 
@@ -341,12 +365,14 @@ class Validation:
 
     @torch.inference_mode()
     def evaluate(
-        self, model: torch.nn.Module, architecture: str, device: torch.device, loss: str = "mse"
+        self, model: torch.nn.Module, trainable, device: torch.device, loss: str = "mse"
     ) -> dict[str, Any]:
-        """Validation loss (of the raw prediction) and composite PSNR/SSIM, also per mask."""
+        """Validation loss (of the raw prediction) and composite PSNR/SSIM, also per mask.
+
+        ``trainable`` is the model's :class:`~benchmark.trainable.Trainable` method class.
+        """
         from benchmark.method import composite
         from benchmark.metrics import psnr, ssim
-        from methods.unet import predict
 
         model.eval()
         result: dict[str, Any] = {}
@@ -354,7 +380,7 @@ class Validation:
         images = self.images.to(device)
         for name, masks in zip(self.names, self.masks):
             mask = masks.to(device)
-            pred = predict(model, images, mask, architecture, device)
+            pred = trainable.predict(model, images, mask, device)
             filled = composite(images, pred.clamp(0, 1), mask)
             mask_loss, p, s = (
                 v.mean().item()
@@ -445,8 +471,9 @@ def _check_resumable(meta: dict[str, Any], config: TrainConfig, path: Path) -> N
 
 # -- the loop -----------------------------------------------------------------------------------
 def _validate_config(config: TrainConfig) -> None:
-    if config.architecture not in TRAINABLE:
-        raise UsageError(f"cannot train {config.architecture!r}; trainable: {', '.join(TRAINABLE)}")
+    from benchmark.trainable import get_trainable
+
+    get_trainable(config.architecture)  # one-line UsageError naming the trainable methods
     for name in ("epochs", "batch_size"):
         if getattr(config, name) < 1:
             raise UsageError(
@@ -481,6 +508,10 @@ def _loader(batches: TrainBatches, first: int, end: int, workers: int, pin: bool
     )
 
 
+def _quiet(text: str) -> None:
+    """What ranks other than 0 print under torchrun: nothing."""
+
+
 def _print(text: str) -> None:
     tqdm.write(text, file=sys.stdout)
     sys.stdout.flush()
@@ -494,28 +525,31 @@ class _CtrlC:
     """Defers the first Ctrl-C to the next step boundary; a second one interrupts at once.
 
     Only the main thread can handle signals; elsewhere Ctrl-C keeps its default behaviour.
+    ``also_sigterm`` treats SIGTERM alike (torchrun passes a Ctrl-C on to its ranks as SIGTERM).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, also_sigterm: bool = False) -> None:
         self.requested = False
-        self._previous: Any = None
+        self._signals = (signal.SIGINT, signal.SIGTERM) if also_sigterm else (signal.SIGINT,)
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> _CtrlC:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in self._signals}
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.requested = True
-        signal.signal(signal.SIGINT, self._previous)
+        signal.signal(signum, self._previous[signum])
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
 
-    def check(self) -> None:
-        """Raise :class:`_Stop` if Ctrl-C was pressed since the last check."""
-        if self.requested:
+    def check(self, group=None, device: torch.device | None = None) -> None:
+        """Raise :class:`_Stop` if Ctrl-C was pressed since the last check (on any rank)."""
+        requested = group.any(self.requested, device) if group is not None else self.requested
+        if requested:
             raise _Stop
 
 
@@ -530,18 +564,22 @@ class _Trainer:
     def __init__(self, config: TrainConfig) -> None:
         from benchmark.datasets import build_dataset
         from benchmark.device import resolve_device
+        from benchmark.distributed import setup
         from benchmark.masking import build_mask
         from benchmark.registry import split_specs
-        from methods.unet import build_model
+        from benchmark.trainable import get_trainable
 
         _validate_config(config)
+        self.trainable = get_trainable(config.architecture)
         if config.data_dir is not None:
             config.data_dir = str(config.data_dir)
         self.config = config
-        self.device = resolve_device(config.device)
+        self.group, self.device = setup(resolve_device(config.device))
+        self.say = _print if self.group.main else _quiet
         self.cuda = self.device.type == "cuda"
-        if self.device.type == "cpu":
-            torch.set_num_threads(_available_cores())
+        if self.device.type == "cpu":  # the ranks on one machine share its cores
+            local_world = int(os.environ.get("LOCAL_WORLD_SIZE", self.group.world))
+            torch.set_num_threads(max(1, _available_cores() // local_world))
         self.out, self.checkpoint = config.out_path(), config.checkpoint_path()
         if config.workers is None:
             config.workers = min(4, max(1, _available_cores() - 1)) if self.cuda else 1
@@ -572,7 +610,12 @@ class _Trainer:
         )
 
         torch.manual_seed(config.seed)
-        self.model = build_model(config.architecture).to(self.device)
+        self.model = self.trainable.build_model()
+        if config.init is not None and not config.resume and self.group.main:
+            # rank 0 only: DDP hands rank 0's weights to the other ranks
+            how = self.trainable.warm_start(self.model, config.init, self.init_sample())
+            self.say(f"initialised {config.architecture} from {how}")
+        self.model = self.model.to(self.device)
         if self.device.type == "cpu":
             self.model = self.model.to(memory_format=memory_format(self.device))
         # fused: one kernel per step on CUDA instead of several per parameter tensor
@@ -592,6 +635,7 @@ class _Trainer:
         }
         self.sums = torch.zeros(2, device=self.device)  # loss, SSIM not yet in "partial"
         self.best: dict[str, torch.Tensor] | None = None  # best epoch's weights, fp16, CPU
+        self.rank_digests: list[str] | None = None  # each rank's weights, under torchrun
         if config.resume:
             if not self.checkpoint.exists():
                 raise UsageError(f"--resume: no checkpoint at {str(self.checkpoint)!r}")
@@ -600,16 +644,29 @@ class _Trainer:
             )
             self.state.update({k: stored[k] for k in self.state if k in stored and k != "config"})
             if self.state["best_epoch"] is not None:
-                from methods.unet import load_model
-
                 if not self.out.exists():  # else the next save would mislabel current weights
                     raise UsageError(
                         f"--resume: the best-epoch weights {str(self.out)!r} are missing"
                     )
-                best, _ = load_model(self.out, config.architecture)  # fp16 values, exactly
+                best, _ = self.trainable.load_weights(self.out)  # fp16 values, exactly
                 self.best = {k: v.to(torch.float16) for k, v in best.state_dict().items()}
             where = f"epoch {self.state['epoch'] + 1}, after batch {self.state['batch']}"
-            _print(f"resumed from {self.checkpoint}: {where}")
+            self.say(f"resumed from {self.checkpoint}: {where}")
+        self.ddp = self.model
+        if self.group.active:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.device.index] if self.cuda else None
+            self.ddp = DistributedDataParallel(self.model, device_ids=ids)
+
+    def init_sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The first training batches (at least :data:`INIT_SAMPLE` images) for ``--init``."""
+        images, masks = [], []
+        for number in range(math.ceil(INIT_SAMPLE / self.config.batch_size)):
+            batch_images, batch_masks = self.batches[number % self.batches.per_epoch]
+            images.append(batch_images)
+            masks.append(batch_masks)
+        return torch.cat(images), torch.cat(masks)
 
     # -- files ------------------------------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:
@@ -637,9 +694,26 @@ class _Trainer:
             "train_seconds": round(seconds, 1),
             "images_per_second": round(state["train_images"] / seconds, 1) if seconds else None,
             "data_wait_fraction": round(state["wait_seconds"] / seconds, 4) if seconds else None,
+            "init": config.init,
+            "ranks": self.group.world,
+            "rank_weight_sha256": self.rank_digests,
             "device": str(self.device),
             "torch": torch.__version__,
         }
+
+    def compare_ranks(self) -> None:
+        """Under torchrun: every rank's weight digest, kept for the weights file's metadata.
+
+        DDP keeps the ranks' weights equal; a difference is reported, never silently kept.
+        """
+        if not self.group.active:
+            return
+        from benchmark.weights import tensor_digest
+
+        digests = self.group.gather_text(tensor_digest(self.model.state_dict()))
+        self.rank_digests = digests
+        if len(set(digests)) > 1:
+            self.say(f"warning: the ranks' weights differ: {', '.join(d[:12] for d in digests)}")
 
     def save(self, improved: bool) -> None:
         """Write the checkpoint and the weights file (the best epoch's weights, fp16).
@@ -654,13 +728,16 @@ class _Trainer:
                 for k, v in self.model.state_dict().items()
             }
         _save_checkpoint(self.checkpoint, self.model, self.optimizer, self.scaler, self.state)
-        meta = {**self.metadata(), "architecture": self.config.architecture}
+        meta = {**self.metadata(), "architecture": self.trainable.architecture}
         save_tensors(self.out, self.best, meta)
 
     # -- training ---------------------------------------------------------------------------------
     def flush(self) -> None:
-        """Add the on-device loss/SSIM sums to the epoch's running sums (syncs a GPU)."""
-        loss_total, ssim_total = self.sums.tolist()
+        """Add the on-device loss/SSIM sums (of all ranks) to the epoch's running sums.
+
+        Syncs a GPU; under torchrun every rank calls it at the same steps (a collective).
+        """
+        loss_total, ssim_total = self.group.sum_(self.sums).tolist()
         self.state["partial"]["loss"] += loss_total
         self.state["partial"]["ssim"] += ssim_total
         self.sums.zero_()
@@ -674,23 +751,31 @@ class _Trainer:
             group["lr"] = rate
 
     def step(self, images: torch.Tensor, masks: torch.Tensor) -> None:
-        """One optimisation step on a batch already on the device."""
-        from benchmark.metrics import ssim
-        from methods.unet import model_input
+        """One optimisation step on a batch already on the device.
 
+        Under torchrun this rank takes its slice of the batch; its loss is its images' share
+        of the whole batch's mean (times the rank count, as DDP averages the gradients).
+        """
+        from benchmark.metrics import ssim
+
+        count = len(images)
+        shard = self.group.shard(count)
+        images, masks = images[shard], masks[shard]
         masked = images.masked_fill(masks, 0)
-        x = model_input(masked, masks, self.config.architecture)
+        x = self.trainable.model_input(masked, masks)
         with autocast(self.device):
-            pred = self.model(x.contiguous(memory_format=memory_format(self.device)))
-        loss = per_image_loss(self.config.loss, pred.float(), images).mean()
+            pred = self.ddp(x.contiguous(memory_format=memory_format(self.device)))
+        losses = per_image_loss(self.config.loss, pred.float(), images)
+        loss = losses.mean() if not self.group.active else losses.sum() * self.group.world / count
         self.set_learning_rate()
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         with torch.no_grad():
-            self.sums[0] += loss.detach() * len(images)
-            self.sums[1] += ssim(pred.detach().float(), images).sum()
+            self.sums[0] += losses.detach().sum()
+            if len(images):
+                self.sums[1] += ssim(pred.detach().float(), images).sum()
 
     def epoch(self, epoch: int, batches: Iterator, ctrl_c: _CtrlC) -> None:
         """Train the rest of ``epoch`` (from the saved batch position), validate, save.
@@ -707,12 +792,12 @@ class _Trainer:
             initial=state["batch"],
             desc=f"epoch {epoch + 1}/{config.epochs}",
             unit="batch",
-            disable=not config.progress,
+            disable=not config.progress or not self.group.main,
             mininterval=1.0 if sys.stderr.isatty() else 30.0,
             dynamic_ncols=True,
         )
         while state["batch"] < self.batches.per_epoch:
-            ctrl_c.check()
+            ctrl_c.check(self.group, self.device)
             start = time.perf_counter()
             images, masks = next(batches)
             images = images.to(self.device, non_blocking=True)
@@ -732,10 +817,15 @@ class _Trainer:
         self.flush()
         bar.close()
         record = _finish_epoch(state, epoch)
+        self.compare_ranks()
+        if not self.group.main:  # rank 0 validates, chooses the best epoch and writes
+            state["history"].append(record)
+            self.group.barrier()
+            return
         if self.validation:
             start = time.perf_counter()
             record["val"] = self.validation.evaluate(
-                self.model, config.architecture, self.device, config.loss
+                self.model, self.trainable, self.device, config.loss
             )
             record["val_seconds"] = round(time.perf_counter() - start, 2)
         state["history"].append(record)
@@ -744,21 +834,24 @@ class _Trainer:
             state["best_epoch"] = record["epoch"]
             state["best_val_loss"] = record["val"]["loss"] if "val" in record else None
         self.save(improved)
-        _print(_epoch_line(record, improved))
+        self.group.barrier()
+        self.say(_epoch_line(record, improved))
 
     def run(self) -> TrainResult:
         """Train the remaining epochs; Ctrl-C saves an exact checkpoint and returns early."""
         config, state = self.config, self.state
-        _print(
+        ranks = f"; {self.group.world} ranks (DDP)" if self.group.active else ""
+        self.say(
             f"training {config.architecture} on {self.dataset.name} (train split): "
             f"{len(self.train_idx)} images, {len(self.val_idx)} validation; masks "
             f"{', '.join(self.mask_names)}; {config.epochs} epochs of {self.batches.per_epoch} "
             f"batches of {config.batch_size}; device {self.device}"
             + (f" ({torch.get_num_threads()} threads)" if self.device.type == "cpu" else "")
+            + ranks
         )
         interrupted = False
         try:
-            with _CtrlC() as ctrl_c:
+            with _CtrlC(also_sigterm=self.group.active) as ctrl_c:
                 per_epoch = self.batches.per_epoch
                 first = state["epoch"] * per_epoch + state["batch"]
                 loader = _loader(
@@ -770,14 +863,17 @@ class _Trainer:
         except _Stop:
             interrupted = True
             self.flush()
-            self.save(improved=False)
-            _print(
+            self.compare_ranks()
+            if self.group.main:
+                self.save(improved=False)
+            self.group.barrier()
+            self.say(
                 f"interrupted in epoch {state['epoch'] + 1} after batch {state['batch']}: "
                 f"checkpoint saved to {self.checkpoint}; continue with --resume"
             )
         except KeyboardInterrupt:  # a second Ctrl-C: leave the last epoch's checkpoint alone
             interrupted = True
-            _print(f"stopped at once; the checkpoint {self.checkpoint} of the last epoch is kept")
+            self.say(f"stopped at once; the checkpoint {self.checkpoint} of the last epoch is kept")
         seconds = state["train_seconds"]
         result = TrainResult(
             out=self.out,
@@ -791,7 +887,8 @@ class _Trainer:
             interrupted=interrupted,
         )
         if not interrupted:
-            _print(_summary(result, config))
+            self.say(_summary(result, config))
+        self.group.close()
         return result
 
 

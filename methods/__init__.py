@@ -4,7 +4,7 @@ Add a method by writing ``methods/<name>.py`` with a ``@METHODS.register("<name>
 appending its module to the import list below.
 """
 
-from methods import biharmonic, diffusion, exported, floors, opencv, predictions, unet
+from methods import biharmonic, diffusion, exported, floors, opencv, pconv, predictions, unet
 
 __all__ = [
     "biharmonic",
@@ -12,6 +12,7 @@ __all__ = [
     "exported",
     "floors",
     "opencv",
+    "pconv",
     "predictions",
     "unet",
 ]
