@@ -5,5 +5,6 @@ appending its module to the import list below.
 """
 
 from methods import biharmonic, diffusion, floors, opencv, unet
+from methods import tv, xphoto
 
-__all__ = ["biharmonic", "diffusion", "floors", "opencv", "unet"]
+__all__ = ["biharmonic", "diffusion", "floors", "opencv", "unet", "tv", "xphoto"]
