@@ -12,6 +12,10 @@ import numpy as np
 
 from benchmark.method import METHODS, PerImageMethod
 
+#: Shift-map reads outside images smaller than this (its patches are 8 pixels wide: memory
+#: errors and run-to-run differences on 1-pixel-high images), so smaller ones are padded by
+#: reflection, mask included.
+SHIFTMAP_MIN_SIDE = 32
 #: FSR processes whole 16x16 blocks only (a partial block at the right or bottom edge is never
 #: filled), so images are padded to a multiple of this by reflection, mask included.
 FSR_BLOCK = 16
@@ -45,17 +49,23 @@ class ShiftMap(_XPhotoInpaint):
 
     def inpaint_image(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         """Fill ``image`` (uint8 (H, W, 3) RGB) where ``hole`` (uint8 (H, W)) is 255."""
+        height, width = hole.shape
+        bottom, right = max(0, SHIFTMAP_MIN_SIDE - height), max(0, SHIFTMAP_MIN_SIDE - width)
+        image = cv2.copyMakeBorder(image, 0, bottom, 0, right, cv2.BORDER_REFLECT)
+        hole = cv2.copyMakeBorder(hole, 0, bottom, 0, right, cv2.BORDER_REFLECT)
         lab = cv2.cvtColor(image, cv2.COLOR_RGB2Lab)
         missing = hole > 0
         lab[missing] = 0  # 8-bit Lab (0, 0, 0) is no colour: it marks pixels copied from a hole
         filled = np.empty_like(lab)
         cv2.xphoto.inpaint(lab, np.where(missing, 0, 255).astype(np.uint8), filled, self.flag)
+        # shift-map also re-stitches a band of known pixels around the hole, where it may copy
+        # hole pixels too: known pixels keep their given values, unfilled hole pixels are refilled
         unfilled = missing & ~filled.any(axis=2)
-        out = cv2.cvtColor(filled, cv2.COLOR_Lab2RGB)
+        out = np.where(missing[:, :, None], cv2.cvtColor(filled, cv2.COLOR_Lab2RGB), image)
         if unfilled.any():
             out[unfilled] = 0  # cv2.inpaint reads the hole pixels it is given
             out = cv2.inpaint(out, unfilled.astype(np.uint8) * 255, 3, cv2.INPAINT_NS)
-        return out
+        return np.ascontiguousarray(out[:height, :width])
 
 
 class _FrequencySelective(_XPhotoInpaint):
