@@ -4,7 +4,6 @@ Add a method by writing ``methods/<name>.py`` with a ``@METHODS.register("<name>
 appending its module to the import list below.
 """
 
-from methods import biharmonic, diffusion, floors, opencv, unet
-from methods import tv, xphoto
+from methods import biharmonic, diffusion, floors, opencv, tv, unet, xphoto
 
 __all__ = ["biharmonic", "diffusion", "floors", "opencv", "unet", "tv", "xphoto"]
