@@ -154,6 +154,9 @@ class TotalVariation(Method):
     """
 
     device = "auto"
+    slow_note = (
+        "about 10 s per image at 256x256 on 2 CPU cores; run it on a GPU, or use telea or ns"
+    )
 
     def __init__(
         self, iterations: int = 3000, tol: float = 1e-4, tau: float = 0.05, sigma: float = 2.5

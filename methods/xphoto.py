@@ -38,7 +38,7 @@ class ShiftMap(_XPhotoInpaint):
     the image repeats itself; by pixel error it is weak (a copied patch that is slightly off
     costs more than a blur). Colour (run in CIELab, as OpenCV's documentation asks), any size
     (images above 800x600 are solved at that size and refined). Cost: one graph cut over the
-    hole per image, ~100 images/s at 32x32, ~1 image/s at 256x256 on 2 cores.
+    hole per image: tens of images/s at 32x32, about 1 image/s at 256x256 on 2 cores.
 
     Hole pixels that no offset maps onto a known pixel (tiny or almost fully masked images) are
     copied from the hole itself by OpenCV; they are refilled by
@@ -46,6 +46,7 @@ class ShiftMap(_XPhotoInpaint):
     """
 
     flag = cv2.xphoto.INPAINT_SHIFTMAP
+    slow_note = "about 1 image/s at 256x256 on 2 CPU cores; telea or ns for quick large images"
 
     def inpaint_image(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
         """Fill ``image`` (uint8 (H, W, 3) RGB) where ``hole`` (uint8 (H, W)) is 255."""
@@ -91,12 +92,13 @@ class FrequencySelectiveBest(_FrequencySelective):
     Good for thin and mid-size holes in smooth or regular content (it models each block as a
     few 2-D frequencies); blurs large holes in irregular texture. Colour (Y, Cr, Cb channels
     solved apart) and any size (padded to 16-pixel blocks). Cost: up to 400 model iterations
-    per block and channel, a few images/s at 32x32 and well under 1 image/s at 256x256 on 2
-    cores.
+    per block and channel: about 1 image/s at 32x32 and 50 s per image at 256x256 on 2 cores.
     """
 
     flag = cv2.xphoto.INPAINT_FSR_BEST
-    slow_note = "seconds per image at 256x256 on 2 CPU cores; use fsr-fast (same model, faster)"
+    slow_note = (
+        "about 50 s per image at 256x256 on 2 CPU cores; fsr-fast is the same model, 50x faster"
+    )
 
 
 @METHODS.register("fsr-fast")
@@ -104,8 +106,9 @@ class FrequencySelectiveFast(_FrequencySelective):
     """Seiler et al. (2015) / Genser et al. (2018) FSR, fast profile (OpenCV ``FSR_FAST``).
 
     The same model as ``fsr`` with smaller FFT windows, fewer iterations and no 2x2 blocks.
-    Colour and any size (padded to 16-pixel blocks). Cost: ~50 images/s at 32x32, about one
+    Colour and any size (padded to 16-pixel blocks). Cost: about 30 images/s at 32x32 and 1
     image/s at 256x256 on 2 cores.
     """
 
     flag = cv2.xphoto.INPAINT_FSR_FAST
+    slow_note = "about 1 image/s at 256x256 on 2 CPU cores; telea or ns for quick large images"
