@@ -4,7 +4,18 @@ Add a method by writing ``methods/<name>.py`` with a ``@METHODS.register("<name>
 appending its module to the import list below.
 """
 
-from methods import biharmonic, diffusion, exported, floors, opencv, pconv, predictions, unet
+from methods import (
+    biharmonic,
+    diffusion,
+    exported,
+    floors,
+    opencv,
+    pconv,
+    predictions,
+    tv,
+    unet,
+    xphoto,
+)
 
 __all__ = [
     "biharmonic",
@@ -14,5 +25,7 @@ __all__ = [
     "opencv",
     "pconv",
     "predictions",
+    "tv",
     "unet",
+    "xphoto",
 ]

@@ -79,6 +79,41 @@ def test_output_follows_the_contract(
     assert torch.equal(result[known], images[known]), "composite changed known pixels"
 
 
+def extreme_mask(kind: str, count: int, height: int, width: int) -> torch.Tensor:
+    """A near-empty or near-full ``bool (count, 1, height, width)`` mask, different per image."""
+    mask = torch.zeros(count, 1, height, width, dtype=torch.bool)
+    for k in range(count):
+        y, x = (k * 5) % height, (k * 7 + 3) % width
+        if kind == "one hole pixel":
+            mask[k, 0, y, x] = True
+        elif kind == "one known pixel":
+            mask[k, 0] = True
+            mask[k, 0, y, x] = False
+        else:  # a hole covering all but the last column
+            mask[k, 0, :, :-1] = True
+    return mask
+
+
+@pytest.mark.parametrize("kind", ["one hole pixel", "one known pixel", "all but one column"])
+@pytest.mark.parametrize(("height", "width"), [(13, 19), (1, 9)])
+def test_extreme_masks_and_odd_sizes_follow_the_contract(
+    method: Method, kind: str, height: int, width: int
+) -> None:
+    images = photo_patches(2, height, width)
+    mask = extreme_mask(kind, 2, height, width)
+    masked = torch.where(mask, 0.0, images)
+    prediction = method.inpaint(masked.clone(), mask.clone())
+    assert prediction.shape == (2, 3, height, width)
+    assert not prediction.isnan().any()
+    prediction = check_prediction(prediction, masked)
+    assert torch.equal(check_prediction(method.inpaint(masked, mask), masked), prediction), (
+        "not deterministic"
+    )
+    result = composite(images, prediction, mask)
+    known = ~mask.expand_as(images)
+    assert torch.equal(result[known], images[known]), "composite changed known pixels"
+
+
 @pytest.mark.parametrize("mask_spec", ["lines", "square"])
 def test_hole_pixels_are_not_read(method: Method, mask_spec: str) -> None:
     images, masked, mask = inputs(mask_spec, 6, 32, 32)
