@@ -84,7 +84,9 @@ def _worker_main(conn, ctx: Context, threads: int, close_fds: tuple[int, ...]) -
             os.close(fd)
         except OSError:
             pass
-    set_threads(threads)
+    # No set_threads(threads) here: the driver set the count before forking (see _Worker).
+    # Resizing torch's thread pools in a forked child can deadlock on a pool lock that some
+    # thread of the parent held at the moment of the fork (seen in the test suite).
     while True:
         try:
             unit = conn.recv()
@@ -113,11 +115,20 @@ def _forget_done(unit: Unit, records: list[dict[str, Any]]) -> None:
 
 class _Worker:
     def __init__(self, ctx: Context, threads: int, close_fds: tuple[int, ...]) -> None:
+        import cv2
+
         self.conn, child = multiprocessing.Pipe()
         self.process = multiprocessing.get_context("fork").Process(
             target=_worker_main, args=(child, ctx, threads, close_fds), daemon=True
         )
-        self.process.start()
+        # The child inherits the thread counts in force at the fork; the driver's are restored.
+        before = torch.get_num_threads(), cv2.getNumThreads()
+        set_threads(threads)
+        try:
+            self.process.start()
+        finally:
+            torch.set_num_threads(before[0])
+            cv2.setNumThreads(before[1])
         child.close()
         self.unit: Unit | None = None
         self.started = 0.0
