@@ -1,4 +1,9 @@
-"""Two floors every real method must beat: the known-pixel mean and the nearest known pixel."""
+"""Two floors: the known-pixel mean and the nearest known pixel.
+
+They show what no modelling at all scores. They are not a bar every method clears: at 32x32
+`nearest` ties `telea` in PSNR on lines and beats the seed's `unet`, and patch-copying
+`shiftmap` scores below `mean` by PSNR (see the README's full-split tables).
+"""
 
 from __future__ import annotations
 

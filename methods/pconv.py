@@ -240,7 +240,7 @@ class PConvMethod(Trainable, Method):
 
     device = "auto"
     architecture = "pconv"
-    slow_note = "about 1 image/s at 256x256 on 2 CPU cores: use --device cuda, or telea/ns"
+    slow_note = "1-2 images/s at 256x256 on 2 CPU cores: use --device cuda, or telea/ns"
 
     def __init__(self, weights: str | None = None) -> None:
         self.weights = weights_path(

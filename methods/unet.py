@@ -246,7 +246,7 @@ class UNetMethod(Trainable, Method):
 
     device = "auto"
     architecture = "unet"
-    slow_note = "about 1 image/s at 256x256 on 2 CPU cores: use --device cuda, or telea/ns"
+    slow_note = "1-2 images/s at 256x256 on 2 CPU cores: use --device cuda, or telea/ns"
 
     def __init__(self, weights: str | None = None) -> None:
         self.weights = weights_path(
