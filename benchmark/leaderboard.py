@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
+from benchmark.errors import BenchmarkError
 from benchmark.records import STATUS_OK
 from benchmark.significance import (
     BUCKET_METRICS,
@@ -367,7 +368,7 @@ def table_rows(table: dict[str, Any], reason_width: int = 32) -> tuple[list[str]
         rows.append(
             [
                 entry.get("rank") if _is_ranked(entry) else "–",
-                entry["method"] + marks,
+                display_name(entry["method"]) + marks,
                 *(_cell(entry["metrics"].get(m.name, {}), m.decimals) for m in shown),
                 f"{ratio:.3f}" if ratio is not None and n else "—",
                 n,
@@ -389,6 +390,23 @@ def ranking_line(table: dict[str, Any]) -> str:
     return f"ranked on the {common['n']} of {images} images that every ranked method completed"
 
 
+def display_name(method: str) -> str:
+    """How a method entry is shown in tables: its ``name=`` parameter when it has one.
+
+    >>> display_name("predictions:name=lama,path=out/lama")
+    'lama'
+    >>> display_name("telea:radius=5")
+    'telea:radius=5'
+    """
+    from benchmark.registry import parse_spec
+
+    try:
+        label = parse_spec(method).kwargs.get("name")
+    except BenchmarkError:  # not a spec (a hand-made leaderboard): show it as it is
+        return method
+    return str(label) if isinstance(label, str) and label else method
+
+
 def verdict_line(table: dict[str, Any]) -> str:
     """``verdict: A leads B by +0.42 dB PSNR (95 % CI ..., p ...)`` or ``≈ tie``."""
     verdict = table.get("verdict")
@@ -402,7 +420,7 @@ def verdict_line(table: dict[str, Any]) -> str:
         f"Δ PSNR {d['mean']:+.2f} dB (95 % CI {d['ci_low']:+.2f} to {d['ci_high']:+.2f}, "
         f"p {format_p(d['p_value'])}, {verdict['n']} images)"
     )
-    leader, runner_up = verdict["leader"], verdict["runner_up"]
+    leader, runner_up = display_name(verdict["leader"]), display_name(verdict["runner_up"])
     if verdict["tied"]:
         return f"verdict: {TIED_MARK} tie between {leader} and {runner_up}: {numbers}"
     return f"verdict: {leader} leads {runner_up}: {numbers}"
