@@ -75,7 +75,8 @@ class ConventionUNet(nn.Module):
             fill = push_pull_fixed(image, 1 - mask, PUSH_PULL_LEVELS)
             x = torch.cat([fill, mask], 1)
         # methods.unet.UNet.forward with its padding made unconditional: the tracer records the
-        # size arithmetic (so any size works), where an `if` on sizes would be frozen
+        # size arithmetic (so any size works), where an `if` on sizes would be frozen; the
+        # network itself is the model's own body()
         height, width = x.shape[-2], x.shape[-1]
         pad_h, pad_w = (
             (MULTIPLE - height % MULTIPLE) % MULTIPLE,
@@ -83,16 +84,7 @@ class ConventionUNet(nn.Module):
         )
         top, left = pad_h // 2, pad_w // 2
         x = F.pad(x, (left, pad_w - left, top, pad_h - top), mode="replicate")
-        e1 = m.enc1(x)
-        e2 = m.enc2(F.max_pool2d(e1, 2))
-        e3 = m.enc3(F.max_pool2d(e2, 2))
-        e4 = m.enc4(F.max_pool2d(e3, 2))
-        y = m.bottleneck(F.max_pool2d(e4, 2))
-        y = m.dec4(torch.cat([m.up4(y), e4], 1))
-        y = m.dec3(torch.cat([m.up3(y), e3], 1))
-        y = m.dec2(torch.cat([m.up2(y), e2], 1))
-        y = m.dec1(torch.cat([m.up1(y), e1], 1))
-        y = m.head(y)[:, :, top : top + height, left : left + width]
+        y = m.body(x)[:, :, top : top + height, left : left + width]
         if not self.refine:
             return torch.sigmoid(y)
         y = torch.sigmoid(torch.logit(fill.clamp(EPS, 1 - EPS)) + y)

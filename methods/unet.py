@@ -133,6 +133,19 @@ class UNet(nn.Module):
         if refine:
             nn.init.zeros_(self.head.weight)
 
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        """Encoder, bottleneck, decoder and head on ``x``, whose sides are multiples of 16."""
+        e1 = self.enc1(x)
+        e2 = self.enc2(F.max_pool2d(e1, 2))
+        e3 = self.enc3(F.max_pool2d(e2, 2))
+        e4 = self.enc4(F.max_pool2d(e3, 2))
+        y = self.bottleneck(F.max_pool2d(e4, 2))
+        y = self.dec4(torch.cat([self.up4(y), e4], 1))
+        y = self.dec3(torch.cat([self.up3(y), e3], 1))
+        y = self.dec2(torch.cat([self.up2(y), e2], 1))
+        y = self.dec1(torch.cat([self.up1(y), e1], 1))
+        return self.head(y)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.refine:
             masked, hole = x[:, :3].float(), x[:, 3:].float()
@@ -143,16 +156,7 @@ class UNet(nn.Module):
         if pad_h or pad_w:
             top, left = pad_h // 2, pad_w // 2
             x = F.pad(x, (left, pad_w - left, top, pad_h - top), mode="replicate")
-        e1 = self.enc1(x)
-        e2 = self.enc2(F.max_pool2d(e1, 2))
-        e3 = self.enc3(F.max_pool2d(e2, 2))
-        e4 = self.enc4(F.max_pool2d(e3, 2))
-        y = self.bottleneck(F.max_pool2d(e4, 2))
-        y = self.dec4(torch.cat([self.up4(y), e4], 1))
-        y = self.dec3(torch.cat([self.up3(y), e3], 1))
-        y = self.dec2(torch.cat([self.up2(y), e2], 1))
-        y = self.dec1(torch.cat([self.up1(y), e1], 1))
-        y = self.head(y)
+        y = self.body(x)
         if pad_h or pad_w:
             y = y[..., top : top + height, left : left + width]
         if not self.refine:
