@@ -47,6 +47,7 @@ from torch import nn
 
 from benchmark.device import autocast, memory_format
 from benchmark.errors import DataError, UsageError
+from benchmark.method import Method
 from benchmark.weights import check_state, load_tensors, save_tensors
 
 #: Images per forward pass in :meth:`Trainable.predict` (bounds memory for large batches).
@@ -142,6 +143,39 @@ class Trainable:
                 y = model(x.contiguous(memory_format=memory_format(device)))
                 outputs.append(y.float().contiguous())
         return torch.cat(outputs) if outputs else masked.new_zeros(masked.shape, device=device)
+
+
+class WeightsMethod(Trainable, Method):
+    """A trainable method run from a weights file: the shipped one, or ``weights=PATH``.
+
+    Subclasses set ``architecture`` and ``weights_dir`` (where ``<architecture>.safetensors``
+    ships) and implement :class:`Trainable`'s hooks; loading, moving to a device, the
+    fingerprint (the file's SHA-256) and batched inference are shared.
+    """
+
+    device = "auto"
+    #: Folder of the shipped ``<architecture>.safetensors``.
+    weights_dir: ClassVar[Path]
+
+    def __init__(self, weights: str | None = None) -> None:
+        self.weights = weights_path(
+            weights, self.weights_dir / f"{self.architecture}.safetensors", self.architecture
+        )
+        self.model, self.metadata = self.load_weights(self.weights)
+        self.model.eval().requires_grad_(False)
+        self.to(torch.device("cpu"))
+
+    def to(self, device: torch.device | str) -> WeightsMethod:
+        self._device = torch.device(device)
+        self.model.to(self._device, memory_format=memory_format(self._device))
+        return self
+
+    def fingerprint(self) -> str:
+        return f"sha256:{self.metadata['sha256'][:16]}"
+
+    def inpaint(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Predict the full image for ``masked`` (N, 3, H, W) and ``mask`` (N, 1, H, W)."""
+        return self.predict(self.model, masked, mask, self._device)
 
 
 def weights_path(weights: object, default: Path, method: str) -> Path:

@@ -36,10 +36,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.device import memory_format
 from benchmark.errors import DataError
-from benchmark.method import METHODS, Method
-from benchmark.trainable import Trainable, weights_path
+from benchmark.method import METHODS
+from benchmark.trainable import WeightsMethod
 from benchmark.weights import load_tensors
 from methods.unet import EPS, MULTIPLE, WEIGHTS_DIR, push_pull_fill
 
@@ -235,20 +234,12 @@ def fit_layers(
 
 
 @METHODS.register("pconv")
-class PConvMethod(Trainable, Method):
+class PConvMethod(WeightsMethod):
     """Partial-convolution U-Net (Liu et al. 2018) refining a push-pull fill (or weights=PATH)."""
 
-    device = "auto"
     architecture = "pconv"
+    weights_dir = WEIGHTS_DIR
     slow_note = "1-2 images/s at 256x256 on 2 CPU cores: use --device cuda, or telea/ns"
-
-    def __init__(self, weights: str | None = None) -> None:
-        self.weights = weights_path(
-            weights, WEIGHTS_DIR / f"{self.architecture}.safetensors", self.architecture
-        )
-        self.model, self.metadata = self.load_weights(self.weights)
-        self.model.eval().requires_grad_(False)
-        self.to(torch.device("cpu"))
 
     @classmethod
     def build_model(cls) -> PConvUNet:
@@ -291,15 +282,3 @@ class PConvMethod(Trainable, Method):
             f"unet-fill weights from {path} ({digest[:12]}), partial convolutions refitted "
             f"layer by layer on {len(sample[0])} training images"
         )
-
-    def to(self, device: torch.device | str) -> PConvMethod:
-        self._device = torch.device(device)
-        self.model.to(self._device, memory_format=memory_format(self._device))
-        return self
-
-    def fingerprint(self) -> str:
-        return f"sha256:{self.metadata['sha256'][:16]}"
-
-    def inpaint(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Predict the full image for ``masked`` (N, 3, H, W) and ``mask`` (N, 1, H, W)."""
-        return self.predict(self.model, masked, mask, self._device)

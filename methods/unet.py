@@ -50,10 +50,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.device import autocast, memory_format
 from benchmark.errors import DataError
-from benchmark.method import METHODS, Method
-from benchmark.trainable import Trainable, weights_path
+from benchmark.method import METHODS
+from benchmark.trainable import WeightsMethod
 from benchmark.weights import check_state, load_tensors, save_tensors
 
 #: Constructor arguments of :class:`UNet` for each architecture name (stored in weights files).
@@ -181,31 +180,6 @@ def model_input(masked: torch.Tensor, mask: torch.Tensor, architecture: str) -> 
     return masked
 
 
-@torch.inference_mode()
-def predict(
-    model: UNet,
-    masked: torch.Tensor,
-    mask: torch.Tensor,
-    architecture: str,
-    device: torch.device,
-    chunk: int = INFERENCE_CHUNK,
-) -> torch.Tensor:
-    """``model``'s full-image prediction, float32 on ``device``, in chunks of ``chunk`` images.
-
-    Hole pixels of ``masked`` are zeroed first (the model never reads them); fp16 autocast on
-    CUDA, channels_last on the CPU. ``model`` must already be on ``device``.
-    """
-    outputs = []
-    with autocast(device):
-        for start in range(0, len(masked), chunk):
-            hole = mask[start : start + chunk].to(device)
-            known_only = masked[start : start + chunk].to(device).masked_fill(hole, 0)
-            x = model_input(known_only, hole, architecture).float()
-            y = model(x.contiguous(memory_format=memory_format(device)))
-            outputs.append(y.float().contiguous())
-    return torch.cat(outputs) if outputs else masked.new_zeros(masked.shape, device=device)
-
-
 def conv_layers(model: nn.Module) -> int:
     """Number of (non-transposed) convolution layers: 19 for the seed's U-Net."""
     return sum(type(m) is nn.Conv2d for m in model.modules())
@@ -245,20 +219,12 @@ def load_model(path: str | Path, architecture: str | None = None) -> tuple[UNet,
 
 
 @METHODS.register("unet")
-class UNetMethod(Trainable, Method):
+class UNetMethod(WeightsMethod):
     """The seed's U-Net with the shipped weights (or ``weights=PATH``); runs on any device."""
 
-    device = "auto"
     architecture = "unet"
+    weights_dir = WEIGHTS_DIR
     slow_note = "1-2 images/s at 256x256 on 2 CPU cores: use --device cuda, or telea/ns"
-
-    def __init__(self, weights: str | None = None) -> None:
-        self.weights = weights_path(
-            weights, WEIGHTS_DIR / f"{self.architecture}.safetensors", self.architecture
-        )
-        self.model, self.metadata = load_model(self.weights, self.architecture)
-        self.model.eval().requires_grad_(False)
-        self.to(torch.device("cpu"))
 
     @classmethod
     def build_model(cls) -> UNet:
@@ -271,18 +237,6 @@ class UNetMethod(Trainable, Method):
     @classmethod
     def load_weights(cls, path: str | Path) -> tuple[UNet, dict[str, Any]]:
         return load_model(path, cls.architecture)
-
-    def to(self, device: torch.device | str) -> UNetMethod:
-        self._device = torch.device(device)
-        self.model.to(self._device, memory_format=memory_format(self._device))
-        return self
-
-    def fingerprint(self) -> str:
-        return f"sha256:{self.metadata['sha256'][:16]}"
-
-    def inpaint(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Predict the full image for ``masked`` (N, 3, H, W) and ``mask`` (N, 1, H, W)."""
-        return predict(self.model, masked, mask, self.architecture, self._device)
 
 
 @METHODS.register("unet-fill")
