@@ -34,11 +34,24 @@ def device_description(device: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} torch threads)"
 
 
-def autocast(device: torch.device):
-    """Mixed precision (fp16) on CUDA; a no-op context elsewhere."""
+#: ``--precision`` of ``train``: ``auto`` is ``mixed`` on CUDA and ``fp32`` on the CPU.
+PRECISION_CHOICES = ("auto", "fp32", "mixed")
+
+
+def autocast(device: torch.device, precision: str = "auto"):
+    """Mixed precision: fp16 on CUDA (unless ``precision="fp32"``), bfloat16 on the CPU only
+    when ``precision="mixed"``; a no-op context otherwise.
+
+    bfloat16 needs no loss scaling; on CPUs with AMX or AVX-512 BF16 its convolutions run about
+    1.5-2x faster than float32 (oneDNN), elsewhere torch emulates it slowly.
+    """
     import torch
 
-    return torch.autocast("cuda", dtype=torch.float16, enabled=device.type == "cuda")
+    if precision not in PRECISION_CHOICES:
+        raise UsageError(f"unknown precision {precision!r}; valid: {', '.join(PRECISION_CHOICES)}")
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.float16, enabled=precision != "fp32")
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "mixed")
 
 
 def memory_format(device: torch.device) -> torch.memory_format:

@@ -149,6 +149,7 @@ class TrainConfig:
     resume: bool = False
     progress: bool = True
     init: str | None = None
+    precision: str = "auto"
 
     def out_path(self) -> Path:
         """The weights file (default ``results/runs/train-<arch>/<arch>.safetensors``)."""
@@ -183,7 +184,7 @@ class TrainResult:
 # -- command line -----------------------------------------------------------------------------
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``train`` options (all but the positional model name) to ``parser``."""
-    from benchmark.device import DEVICE_CHOICES
+    from benchmark.device import DEVICE_CHOICES, PRECISION_CHOICES
 
     d = TrainConfig()
     parser.epilog = EXAMPLES
@@ -227,6 +228,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="data-loading processes, 0 = in the main process (default: 1 on CPU, 4 on CUDA)",
+    )
+    add(
+        "--precision",
+        default=d.precision,
+        choices=PRECISION_CHOICES,
+        help="auto: fp16 mixed precision on CUDA, float32 on the CPU; mixed: also bfloat16 "
+        "autocast on the CPU (about 1.5x faster where the CPU has AMX or AVX-512 BF16); "
+        "fp32: float32 everywhere (default: %(default)s)",
     )
     add("--out", default=None, help="weights file (default: results/runs/train-<model>/<model>...)")
     add("--resume", action="store_true", help="continue from the checkpoint beside --out")
@@ -471,6 +480,7 @@ def _check_resumable(meta: dict[str, Any], config: TrainConfig, path: Path) -> N
 
 # -- the loop -----------------------------------------------------------------------------------
 def _validate_config(config: TrainConfig) -> None:
+    from benchmark.device import PRECISION_CHOICES
     from benchmark.trainable import get_trainable
 
     get_trainable(config.architecture)  # one-line UsageError naming the trainable methods
@@ -491,6 +501,10 @@ def _validate_config(config: TrainConfig) -> None:
         )
     if not config.lr > 0:
         raise UsageError(f"--lr must be > 0, got {config.lr}")
+    if config.precision not in PRECISION_CHOICES:
+        raise UsageError(
+            f"--precision must be one of {', '.join(PRECISION_CHOICES)}, got {config.precision!r}"
+        )
     if config.workers is not None and config.workers < 0:
         raise UsageError(f"--workers must be >= 0, got {config.workers}")
 
@@ -620,7 +634,9 @@ class _Trainer:
             self.model = self.model.to(memory_format=memory_format(self.device))
         # fused: one kernel per step on CUDA instead of several per parameter tensor
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, fused=self.cuda)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.cuda)
+        # fp16 needs loss scaling; bfloat16 (the CPU's mixed precision) does not
+        scaled = self.cuda and config.precision != "fp32"
+        self.scaler = torch.amp.GradScaler("cuda", enabled=scaled)
         self.state: dict[str, Any] = {
             "config": asdict(config) | {"resume": False, "out": None, "progress": True},
             "epoch": 0,  # epochs finished
@@ -684,6 +700,7 @@ class _Trainer:
             "batch_size": config.batch_size,
             "lr": config.lr,
             "lr_schedule": config.lr_schedule,
+            "precision": config.precision,
             "loss": config.loss,
             "augment": config.augment,
             "train_images": len(self.train_idx),
@@ -763,7 +780,7 @@ class _Trainer:
         images, masks = images[shard], masks[shard]
         masked = images.masked_fill(masks, 0)
         x = self.trainable.model_input(masked, masks)
-        with autocast(self.device):
+        with autocast(self.device, self.config.precision):
             pred = self.ddp(x.contiguous(memory_format=memory_format(self.device)))
         losses = per_image_loss(self.config.loss, pred.float(), images)
         loss = losses.mean() if not self.group.active else losses.sum() * self.group.world / count

@@ -236,12 +236,36 @@ def test_validation_slice_is_disjoint_and_fixed() -> None:
         ({"architecture": "telea"}, "cannot train 'telea'"),
         ({"masks": "nope"}, "unknown mask 'nope'"),
         ({"loss": "l1"}, "--loss must be one of mse, psnr"),
+        ({"precision": "fp16"}, "--precision must be one of auto, fp32, mixed"),
     ],
 )
 def test_bad_options_are_usage_errors(tmp_path: Path, changes: dict, words: str) -> None:
     with pytest.raises(UsageError) as info:
         train(_config(tmp_path, **changes))
     assert words in str(info.value)
+
+
+@pytest.mark.parametrize("precision, dtype", [("mixed", torch.bfloat16), ("auto", torch.float32)])
+def test_cpu_precision_sets_the_convolutions_dtype(
+    tmp_path: Path, monkeypatch, precision: str, dtype: torch.dtype
+) -> None:
+    """``--precision mixed`` trains under bfloat16 autocast on the CPU; ``auto`` stays float32
+    there. Either way the weights file is fp16 and records the choice."""
+    seen: set[torch.dtype] = set()
+    original = training._Trainer.step
+
+    def step(self, images, masks):
+        hook = self.model.head.register_forward_hook(lambda m, i, out: seen.add(out.dtype))
+        try:
+            original(self, images, masks)
+        finally:
+            hook.remove()
+
+    monkeypatch.setattr(training._Trainer, "step", step)
+    result = train(_config(tmp_path, precision=precision))
+    assert seen == {dtype}
+    meta = load_model(result.out)[1]
+    assert meta["precision"] == precision and meta["validation"]["psnr"] > 10
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
