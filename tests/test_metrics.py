@@ -293,3 +293,59 @@ def test_cpu_ssim_of_an_image_does_not_depend_on_its_batch_neighbours():
             t(np.stack([flat[0], target[i], flat[0]])),
         )
         assert mixed[1].item() == alone.item()
+
+
+def _holed_pairs(seed: int, n: int, h: int, w: int, boxes) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random targets and results that differ from them only inside the given boxes."""
+    generator = torch.Generator().manual_seed(seed)
+    target = torch.rand(n, 3, h, w, generator=generator)
+    result = target.clone()
+    for k, (top, bottom, left, right) in enumerate(boxes):
+        region = (k, slice(None), slice(top, bottom), slice(left, right))
+        result[region] = torch.rand(result[region].shape, generator=generator)
+    return result, target
+
+
+@pytest.mark.parametrize(
+    "h, w, boxes",
+    [
+        # small holes in the middle, at each edge and corner, one pixel, none at all
+        (
+            96,
+            128,
+            [(40, 50, 60, 70), (0, 3, 0, 4), (93, 96, 120, 128), (0, 96, 0, 2), (5, 6, 7, 8)],
+        ),
+        (64, 64, [(0, 0, 0, 0), (30, 31, 0, 64), (20, 44, 20, 44), (60, 64, 30, 34)]),
+        (256, 200, [(100, 140, 90, 130), (0, 20, 180, 200)]),
+        (32, 32, [(12, 20, 12, 20)]),  # the crop covers most of the image: computed whole
+    ],
+)
+def test_cpu_ssim_crop_to_the_difference_is_bit_identical_to_the_whole_image(
+    monkeypatch, h, w, boxes
+):
+    """Only the box around the differing pixels is filtered; the rest counts as exactly 1."""
+    result, target = _holed_pairs(h + w, len(boxes), h, w, boxes)
+    cropped = ssim(result, target)
+    monkeypatch.setattr(metrics_module, "SSIM_CROP_SHARE", -1.0)  # every image computed whole
+    whole = ssim(result, target)
+    assert torch.equal(cropped, whole)
+    expected = [
+        structural_similarity(
+            r.numpy(),
+            g.numpy(),
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=1.0,
+            channel_axis=0,
+        )
+        for r, g in zip(result, target)
+    ]
+    np.testing.assert_allclose(cropped.numpy(), expected, atol=1e-6)
+    assert cropped[[k for k, b in enumerate(boxes) if b[0] == b[1]]].eq(1).all()
+
+
+def test_cpu_ssim_crop_counts_a_nan_in_the_hole():
+    result, target = _holed_pairs(0, 1, 96, 96, [(40, 50, 40, 50)])
+    result[0, 1, 45, 45] = float("nan")
+    assert ssim(result, target).isnan().all()
