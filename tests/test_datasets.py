@@ -548,3 +548,38 @@ def test_folder_shorthand_and_explicit_path_agree(image_dir: Path) -> None:
     explicit = build_dataset(f"folder:path={image_dir}", size=12)
     assert short.name == explicit.name
     assert torch.equal(short.images([0, 3]), explicit.images([0, 3]))
+
+
+def test_folder_decodes_in_parallel_threads_with_serial_results(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Files decode one per OpenCV thread; the batch, and the first bad file's error, are the
+    serial decoder's."""
+    rng = np.random.default_rng(5)
+    for k in range(7):
+        height, width = (int(v) for v in rng.integers(40, 90, 2))
+        write_image(tmp_path / f"{k}.png", rng.integers(0, 256, (height, width, 3), np.uint8))
+    dataset = build_dataset(f"folder:{tmp_path}", size=32)
+    used: list[int] = []
+    real_pool = folder_module.ThreadPoolExecutor
+
+    def counting_pool(threads, **kwargs):
+        used.append(threads)
+        return real_pool(threads, **kwargs)
+
+    monkeypatch.setattr(folder_module, "ThreadPoolExecutor", counting_pool)
+    before = cv2.getNumThreads()
+    try:
+        cv2.setNumThreads(1)
+        serial = dataset.images(list(range(7)))
+        assert used == []
+        cv2.setNumThreads(3)
+        parallel = dataset.images(list(range(7)))
+        assert used == [3]
+        assert torch.equal(serial, parallel)
+        (tmp_path / "3.png").write_bytes(b"not a png")
+        (tmp_path / "5.png").write_bytes(b"not a png either")
+        with pytest.raises(DataError, match="'3.png'"):
+            dataset.images(list(range(7)))
+    finally:
+        cv2.setNumThreads(before)
