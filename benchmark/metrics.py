@@ -18,8 +18,11 @@ tensor([0.5000])
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import kornia
@@ -34,8 +37,10 @@ MSE_FLOOR = 1e-10
 SSIM_WINDOW = 11
 #: Values per chunk of the CPU SSIM (about 1 MB of float32): measured fastest on 32 to 512 px.
 SSIM_CHUNK_VALUES = 2**18
-#: The CPU SSIM computes an image on its own crop when the crop is at most this share of it.
+#: The CPU SSIM computes an image on its own crop when the crop is at most this share of it,
 SSIM_CROP_SHARE = 0.8
+#: and the image has at least this many pixels (smaller ones are cheaper batched than cropped).
+SSIM_CROP_MIN_PIXELS = 96 * 96
 
 
 def _psnr_from_mse(mse: torch.Tensor, data_range: float) -> torch.Tensor:
@@ -44,7 +49,7 @@ def _psnr_from_mse(mse: torch.Tensor, data_range: float) -> torch.Tensor:
 
 def psnr(result: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """PSNR per image: ``10 log10(data_range^2 / MSE)`` over all pixels and channels (dB)."""
-    mse = (result - target).pow(2).flatten(1).mean(1)
+    mse = (result - target).square_().flatten(1).mean(1)  # in place: one temporary, not two
     return _psnr_from_mse(mse, data_range)
 
 
@@ -76,13 +81,16 @@ def _ssim_cpu(result: torch.Tensor, target: torch.Tensor, data_range: float) -> 
     computed on the bounding box of those pixels grown by two window radii (one for the SSIM
     positions the hole touches, one for their windows); every valid position outside that box
     counts as 1. The result is bit-identical to filtering the whole image (tested). Images
-    whose box would cover most of the frame are computed whole, batched.
+    whose box would cover most of the frame, and small images, are computed whole, batched.
     """
     n, _, h, w = result.shape
     if not n:
         return torch.zeros(0)
     result = result.to(torch.float32).contiguous()
     target = target.to(torch.float32).contiguous()
+    if h * w < SSIM_CROP_MIN_PIXELS:
+        total, count = _ssim_sums_chunked(result, target, data_range)
+        return torch.from_numpy(total / count).to(torch.float32)
     differs = (result != target).any(1)  # (N, H, W)
     boxes = _difference_boxes(differs, 2 * (SSIM_WINDOW // 2))
     pad = SSIM_WINDOW // 2
@@ -99,13 +107,22 @@ def _ssim_cpu(result: torch.Tensor, target: torch.Tensor, data_range: float) -> 
         total, count = _ssim_sums(result[box], target[box], data_range)
         per_image[k] = (total[0] + (valid - count)) / valid
     if whole:
-        # chunks of about 2^18 values, so the twenty passes over the moment maps stay in cache
-        step = max(1, SSIM_CHUNK_VALUES // max(1, result[0].numel()))
-        for start in range(0, len(whole), step):
-            chunk = whole[start : start + step]
-            total, count = _ssim_sums(result[chunk], target[chunk], data_range)
-            per_image[chunk] = torch.from_numpy(total / count)
+        total, count = _ssim_sums_chunked(result[whole], target[whole], data_range)
+        per_image[whole] = torch.from_numpy(total / count)
     return per_image.to(torch.float32)
+
+
+def _ssim_sums_chunked(
+    result: torch.Tensor, target: torch.Tensor, data_range: float
+) -> tuple[np.ndarray, int]:
+    """:func:`_ssim_sums` in chunks of about 2^18 values, so that the twenty passes over the
+    moment maps stay in the cache."""
+    step = max(1, SSIM_CHUNK_VALUES // max(1, result[0].numel()))
+    parts = [
+        _ssim_sums(result[k : k + step], target[k : k + step], data_range)
+        for k in range(0, len(result), step)
+    ]
+    return np.concatenate([total for total, _ in parts]), parts[0][1]
 
 
 def _difference_boxes(differs: torch.Tensor, margin: int) -> list[tuple[int, int, int, int]]:
@@ -219,6 +236,22 @@ _register("mask_ratio", mask_ratio, "mask ratio", None, 3)
 def all_metrics() -> list[Metric]:
     """Every registered metric (plug-in metrics included), by name."""
     return [METRICS.get(name)() for name in METRICS.names()]
+
+
+def metrics_fingerprint() -> str:
+    """Hash of every registered metric's name and the source file of its code.
+
+    Part of each record's provenance: records measured by other metric code (a fix, a plug-in
+    metric added or removed) are measured again rather than mixed with new ones.
+    """
+    digest = hashlib.sha256()
+    for metric in all_metrics():
+        try:
+            source = Path(inspect.getsourcefile(metric.compute) or "").read_bytes()
+        except (OSError, TypeError):
+            source = b"unknown"
+        digest.update(f"{metric.name}|{hashlib.sha256(source).hexdigest()}|".encode())
+    return digest.hexdigest()[:16]
 
 
 def compute_all(

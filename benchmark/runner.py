@@ -2,7 +2,8 @@
 
 The runner resolves the configuration, locks the run folder, works out which (method, mask,
 index) records are still to do (a record is reused only when its method fingerprint and its
-provenance, i.e. data set, mask generator, seed, size and hole-ratio range, are unchanged),
+provenance, i.e. data set, mask generator, seed, size, hole-ratio range and the metrics' code,
+are unchanged),
 hands batches of that work to an executor (``benchmark.pipeline`` says what a batch does,
 ``benchmark.executors`` and ``benchmark.ray_executor`` where it runs) and writes each batch's
 records as they arrive. A failing or timed-out batch is recorded as failed and the run goes on.
@@ -40,7 +41,7 @@ from benchmark.errors import DataError, UsageError
 from benchmark.leaderboard import build_leaderboard, render_markdown
 from benchmark.masking import MASKS, RatioRange, build_mask
 from benchmark.method import METHODS, Method
-from benchmark.metrics import METRICS
+from benchmark.metrics import METRICS, metrics_fingerprint
 from benchmark.pipeline import Context, Pair, save_images_to, split_units, unit_bytes
 from benchmark.progress import Progress
 from benchmark.records import (
@@ -287,6 +288,7 @@ def build_plan(config: RunConfig, device=None) -> Plan:
         method.to(device if method.device == "auto" else torch.device("cpu"))
     fingerprints = {name: code_fingerprint(method) for name, method in methods.items()}
     data_fingerprint = dataset.fingerprint()
+    metric_code = metrics_fingerprint()
     parts = {
         name: {
             "dataset": data_fingerprint,
@@ -295,6 +297,7 @@ def build_plan(config: RunConfig, device=None) -> Plan:
             "size": list(dataset.image_size),
             "split": config.split,
             "mask_ratio": list(config.mask_ratio) if config.mask_ratio else None,
+            "metrics": metric_code,
         }
         for name, generator in masks.items()
     }

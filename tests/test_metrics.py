@@ -325,6 +325,7 @@ def test_cpu_ssim_crop_to_the_difference_is_bit_identical_to_the_whole_image(
 ):
     """Only the box around the differing pixels is filtered; the rest counts as exactly 1."""
     result, target = _holed_pairs(h + w, len(boxes), h, w, boxes)
+    monkeypatch.setattr(metrics_module, "SSIM_CROP_MIN_PIXELS", 0)  # small images cropped too
     cropped = ssim(result, target)
     monkeypatch.setattr(metrics_module, "SSIM_CROP_SHARE", -1.0)  # every image computed whole
     whole = ssim(result, target)

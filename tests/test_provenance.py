@@ -271,3 +271,36 @@ def test_ctrl_c_stops_a_stuck_run_within_seconds_and_keeps_what_finished(tmp_pat
     assert info["status"] == "interrupted"
     kept = {r["method"] for r in RecordStore(records)}
     assert kept == {"mean"}
+
+
+def test_changed_metric_code_recomputes_instead_of_mixing(tmp_path):
+    """A metric whose code changes (same name) makes every record stale, not only new ones."""
+    import importlib.util
+
+    from benchmark.metrics import METRICS, Metric
+
+    source = tmp_path / "my_metric.py"
+
+    def register(value: float) -> None:
+        source.write_text(
+            f"def compute(result, target, mask):\n    return 0 * result[:, 0, 0, 0] + {value}\n"
+        )
+        spec = importlib.util.spec_from_file_location(f"my_metric_{int(value)}", source)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        metric = Metric("test-const", module.compute, "const", True, 2)
+        METRICS.add("test-const", lambda: metric)
+
+    register(1.0)
+    try:
+        first = run(tmp_path)
+        again = run(tmp_path)
+        METRICS.remove("test-const")
+        register(2.0)
+        changed = run(tmp_path)
+    finally:
+        METRICS.remove("test-const")
+    assert first.computed == 12 and again.reused == 12 and again.computed == 0
+    assert changed.computed == 12 and changed.reused == 0
+    values = {r["test-const"] for r in RecordStore(changed.run_dir / "records.jsonl")}
+    assert values == {2.0}  # the latest records carry the new code's values only
