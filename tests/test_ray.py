@@ -64,3 +64,80 @@ def test_a_run_on_a_local_ray_cluster_equals_the_local_run_record_for_record(tmp
     assert read_json(distributed.run_dir / "run.json")["config"]["executor"] == "ray"
     again = run_benchmark(config(tmp_path, "ray"))  # resumes like a local run: nothing to do
     assert again.computed == 0 and again.reused == 48
+
+
+CRASHING_METHOD = '''
+import os
+from pathlib import Path
+
+from benchmark.method import METHODS, Method
+
+
+class Crash(Method):
+    """Kills its worker process: on every call, or only while ``marker`` does not exist."""
+
+    def __init__(self, marker: str = "", always: bool = False) -> None:
+        self.marker, self.always = marker, always
+
+    def inpaint(self, masked, mask):
+        if self.always or not Path(self.marker).exists():
+            Path(self.marker).touch()
+            os._exit(1)
+        return masked
+
+
+def register():
+    if "test-crash" not in METHODS.names():
+        METHODS.add("test-crash", Crash)
+'''
+
+
+@pytest.mark.slow
+def test_a_dead_ray_worker_is_retried_once_then_its_chunk_is_recorded_failed(
+    tmp_path, monkeypatch, fake_distribution
+):
+    """A worker killed mid-task: its chunk runs again once; a chunk that kills every worker it
+    reaches is recorded failed with the reason; nothing is written twice and the run goes on."""
+    import os
+
+    ray = pytest.importorskip("ray")
+    from benchmark.method import METHODS
+
+    site = tmp_path / "site"  # an installed plug-in package, as Ray's workers would find it
+    site.mkdir()
+    (site / "crashing_method.py").write_text(CRASHING_METHOD)
+    fake_distribution(site, "crashing-method", "1.0", {"benchmark.methods": {}})
+    monkeypatch.syspath_prepend(str(site))
+    import crashing_method
+
+    crashing_method.register()
+    path = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={
+            "env_vars": {"PYTHONPATH": path},
+            "worker_process_setup_hook": "crashing_method.register",
+        },
+    )
+    try:
+        marker = tmp_path / "crashed-once"
+        once = run_benchmark(
+            config(tmp_path, "once", methods=[f"test-crash:marker={marker}", "mean"], limit=2)
+        )
+        always = run_benchmark(
+            config(tmp_path, "always", methods=["test-crash:always=true", "mean"], limit=2)
+        )
+    finally:
+        ray.shutdown()
+        METHODS.remove("test-crash")
+    assert marker.exists()  # the first attempt did die
+    assert once.failed == 0 and once.computed == 8
+    assert always.failed == 4 and always.computed == 8  # mean's 4 records are fine
+    for result in (once, always):
+        lines = (result.run_dir / "records.jsonl").read_text().splitlines()
+        assert len(lines) == 8  # every record written once
+    failed = [r for r in RecordStore(always.run_dir / "records.jsonl") if r["status"] != "ok"]
+    assert {r["method"] for r in failed} == {"test-crash:always=true"}
+    assert all("Ray worker died" in r["status"] for r in failed), failed[0]
