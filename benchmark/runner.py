@@ -3,10 +3,10 @@
 The runner resolves the configuration, locks the run folder, works out which (method, mask,
 index) records are still to do (a record is reused only when its method fingerprint and its
 provenance, i.e. data set, mask generator, seed, size, hole-ratio range and the metrics' code,
-are unchanged),
-hands batches of that work to an executor (``benchmark.pipeline`` says what a batch does,
-``benchmark.executors`` and ``benchmark.ray_executor`` where it runs) and writes each batch's
-records as they arrive. A failing or timed-out batch is recorded as failed and the run goes on.
+are unchanged), hands batches of that work to an executor (``benchmark.pipeline`` says what a
+batch does, ``benchmark.executors`` and ``benchmark.ray_executor`` where it runs) and writes
+each batch's records as they arrive. A failing or timed-out batch is recorded as failed and the
+run goes on.
 """
 
 from __future__ import annotations

@@ -43,6 +43,10 @@ class ShiftMap(_XPhotoInpaint):
     Hole pixels that no offset maps onto a known pixel (tiny or almost fully masked images) are
     copied from the hole itself by OpenCV; they are refilled by
     OpenCV's Navier-Stokes method from the rest.
+
+    Not exactly repeatable: OpenCV returns one of a few slightly different results depending on
+    the thread that runs it (re-seeding its random generator does not change that), so runs
+    differ by about 0.05 dB; it is left out of the CI gate's configuration for that reason.
     """
 
     flag = cv2.xphoto.INPAINT_SHIFTMAP

@@ -266,6 +266,7 @@ def test_cpu_precision_sets_the_convolutions_dtype(
     assert seen == {dtype}
     meta = load_model(result.out)[1]
     assert meta["precision"] == precision and meta["validation"]["psnr"] > 10
+    assert {t.dtype for t in load_tensors(result.out)[0].values()} == {torch.float16}
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
