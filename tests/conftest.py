@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -17,6 +18,18 @@ from benchmark.registry import Registry
 
 #: The outside plug-in package used by the plug-in tests: imported only through entry points.
 collect_ignore = ["plugin_example"]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def ctrl_c_reaches_python() -> Iterator[None]:
+    """Ctrl-C reaches the tests, and the processes they start, as it does in a terminal.
+
+    A suite started in the background by a non-interactive shell inherits SIGINT ignored, and
+    exec keeps it ignored in every child: the Ctrl-C tests would then test nothing.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
 
 
 @pytest.fixture
