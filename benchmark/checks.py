@@ -6,6 +6,8 @@ Images are ``float32 (N, 3, H, W)`` in ``[0, 1]``; masks are ``bool (N, 1, H, W)
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from benchmark.errors import ContractError
@@ -72,13 +74,13 @@ RANGE_TOLERANCE = 1e-4
 
 def invalid_images(prediction: torch.Tensor) -> list[str | None]:
     """Per image of a CPU prediction: ``None`` when its values are valid, else the reason."""
+    # amin and amax propagate NaN and keep infinities, so the two reductions also find
+    # non-finite images: one pass each, no copy (torch.isfinite and nan_to_num cost 5x more)
     flat = prediction.flatten(1)
-    finite = torch.isfinite(flat).all(1).tolist()
-    low = flat.nan_to_num(0.0).amin(1).tolist()
-    high = flat.nan_to_num(1.0).amax(1).tolist()
+    low, high = flat.amin(1).tolist(), flat.amax(1).tolist()
     reasons: list[str | None] = []
-    for is_finite, lo, hi in zip(finite, low, high):
-        if not is_finite:
+    for lo, hi in zip(low, high):
+        if not (math.isfinite(lo) and math.isfinite(hi)):
             reasons.append("prediction contains NaN or infinite values")
         elif lo < -RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
             reasons.append(f"prediction values must lie in [0, 1], got [{lo:.4g}, {hi:.4g}]")

@@ -44,13 +44,76 @@ SSIM_CROP_MIN_PIXELS = 96 * 96
 
 
 def _psnr_from_mse(mse: torch.Tensor, data_range: float) -> torch.Tensor:
-    return 10 * torch.log10(data_range**2 / mse.clamp_min(MSE_FLOOR))
+    return (10 * torch.log10(data_range**2 / mse.clamp_min(MSE_FLOOR))).to(torch.float32)
+
+
+@dataclass(frozen=True)
+class Errors:
+    """Per-image sums of the error ``result - target``, float64, shared by the error metrics.
+
+    ``hole_*`` are ``None`` when no mask was given. ``hole_values`` counts hole pixels times
+    channels (the denominator of the hole metrics).
+    """
+
+    squared: torch.Tensor  # sum of squared errors over every value of the image
+    values: int  # values per image, C * H * W
+    hole_squared: torch.Tensor | None = None  # sum of squared errors over the hole
+    hole_absolute: torch.Tensor | None = None  # sum of absolute errors over the hole
+    hole_values: torch.Tensor | None = None
+
+
+def errors(result: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None) -> Errors:
+    """The error sums of each image (see :class:`Errors`), in one pass over the pair.
+
+    On the CPU with NumPy, each image's sums reduced on its own (float64 accumulators): the
+    values do not depend on the batch an image is measured in nor on the thread count, which
+    torch's multi-threaded reductions do not promise (they differ in the last bit). On other
+    devices with torch, where the tensors live.
+    """
+    n, c = result.shape[:2]
+    if result.device.type != "cpu" or target.device.type != "cpu":
+        error = (result - target).flatten(2)  # (N, C, H*W)
+        squared = error.square()
+        total = squared.flatten(1).sum(1, dtype=torch.float64)
+        if mask is None:
+            return Errors(total, error[0].numel() if n else 0)
+        holes = mask.flatten(1).to(result.dtype)  # (N, H*W)
+        hole_squared = (squared.sum(1) * holes).sum(1, dtype=torch.float64)
+        hole_absolute = (error.abs_().sum(1) * holes).sum(1, dtype=torch.float64)
+        counts = holes.sum(1, dtype=torch.float64) * c
+        return Errors(total, error[0].numel() if n else 0, hole_squared, hole_absolute, counts)
+    x = result.detach().to(torch.float32).contiguous().numpy().reshape(n, c, -1)
+    y = target.detach().to(torch.float32).contiguous().numpy().reshape(n, c, -1)
+    error = x - y
+    squared = error * error
+    total = squared.reshape(n, -1).sum(1, dtype=np.float64)
+    values = error[0].size if n else 0
+    if mask is None:
+        return Errors(torch.from_numpy(total), values)
+    holes = mask.detach().to("cpu").contiguous().numpy().reshape(n, -1)
+    per_pixel = squared.sum(1)  # channels summed first: the hole mask is per pixel
+    per_pixel *= holes
+    hole_squared = per_pixel.sum(1, dtype=np.float64)
+    per_pixel = np.abs(error, out=error).sum(1)
+    per_pixel *= holes
+    hole_absolute = per_pixel.sum(1, dtype=np.float64)
+    counts = holes.sum(1, dtype=np.float64) * c
+    return Errors(
+        torch.from_numpy(total),
+        values,
+        torch.from_numpy(hole_squared),
+        torch.from_numpy(hole_absolute),
+        torch.from_numpy(counts),
+    )
 
 
 def psnr(result: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """PSNR per image: ``10 log10(data_range^2 / MSE)`` over all pixels and channels (dB)."""
-    mse = (result - target).square_().flatten(1).mean(1)  # in place: one temporary, not two
-    return _psnr_from_mse(mse, data_range)
+    return _psnr(errors(result, target), data_range)
+
+
+def _psnr(sums: Errors, data_range: float = 1.0) -> torch.Tensor:
+    return _psnr_from_mse(sums.squared / max(1, sums.values), data_range)
 
 
 def ssim(result: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
@@ -190,16 +253,20 @@ def _ssim_sums(
 
 def hole_psnr(result: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """PSNR per image over hole pixels only (all channels), data range 1 (dB)."""
-    squared = (result - target).pow_(2).sum(1, keepdim=True)  # summed over channels first
-    holes = mask.flatten(1).sum(1).to(result.dtype) * result.shape[1]
-    return _psnr_from_mse(squared.mul_(mask).flatten(1).sum(1) / holes, 1.0)
+    return _hole_psnr(errors(result, target, mask))
+
+
+def _hole_psnr(sums: Errors) -> torch.Tensor:
+    return _psnr_from_mse(sums.hole_squared / sums.hole_values, 1.0)
 
 
 def hole_l1(result: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean absolute error per image over hole pixels only (all channels), on the [0, 1] scale."""
-    absolute = (result - target).abs_().sum(1, keepdim=True)
-    holes = mask.flatten(1).sum(1).to(result.dtype) * result.shape[1]
-    return absolute.mul_(mask).flatten(1).sum(1) / holes
+    return _hole_l1(errors(result, target, mask))
+
+
+def _hole_l1(sums: Errors) -> torch.Tensor:
+    return (sums.hole_absolute / sums.hole_values).to(torch.float32)
 
 
 def mask_ratio(result: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -216,20 +283,24 @@ class Metric:
     label: str
     higher_is_better: bool | None  # None: descriptive only (mask ratio)
     decimals: int
+    #: the same value from a batch's shared :func:`errors` (built-in error metrics only)
+    from_errors: Callable[[Errors], torch.Tensor] | None = None
 
 
 METRICS: Registry[Metric] = Registry("metric", group="benchmark.metrics")
 
 
-def _register(name: str, compute, label: str, higher_is_better: bool | None, decimals: int) -> None:
-    metric = Metric(name, compute, label, higher_is_better, decimals)
+def _register(
+    name: str, compute, label: str, higher_is_better: bool | None, decimals: int, from_errors=None
+) -> None:
+    metric = Metric(name, compute, label, higher_is_better, decimals, from_errors)
     METRICS.add(name, lambda: metric)
 
 
-_register("psnr", lambda r, t, m: psnr(r, t), "PSNR (dB)", True, 2)
+_register("psnr", lambda r, t, m: psnr(r, t), "PSNR (dB)", True, 2, _psnr)
 _register("ssim", lambda r, t, m: ssim(r, t), "SSIM", True, 4)
-_register("hole_psnr", hole_psnr, "hole PSNR (dB)", True, 2)
-_register("hole_l1", hole_l1, "hole L1", False, 4)
+_register("hole_psnr", hole_psnr, "hole PSNR (dB)", True, 2, _hole_psnr)
+_register("hole_l1", hole_l1, "hole L1", False, 4, _hole_l1)
 _register("mask_ratio", mask_ratio, "mask ratio", None, 3)
 
 
@@ -257,5 +328,17 @@ def metrics_fingerprint() -> str:
 def compute_all(
     result: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
 ) -> dict[str, torch.Tensor]:
-    """Every registered metric for a batch: ``{name: (N,) tensor}``."""
-    return {m.name: m.compute(result, target, mask) for m in all_metrics()}
+    """Every registered metric for a batch: ``{name: (N,) tensor}``.
+
+    The error metrics (PSNR, hole PSNR, hole L1) share one :func:`errors` pass; each value is
+    the same as its function's alone.
+    """
+    shared: Errors | None = None
+    values = {}
+    for metric in all_metrics():
+        if metric.from_errors is not None:
+            shared = shared or errors(result, target, mask)
+            values[metric.name] = metric.from_errors(shared)
+        else:
+            values[metric.name] = metric.compute(result, target, mask)
+    return values

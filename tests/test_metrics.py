@@ -230,6 +230,47 @@ def test_metrics_are_per_image_batch_equals_one_by_one():
             assert values[i].item() == pytest.approx(single[name].item(), abs=1e-5), name
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_values_are_bit_identical_whatever_the_batch_and_thread_count(threads):
+    """A resumed run measures an image in another batch than the first run did: its record must
+    not change. Torch's multi-threaded reductions gave last-bit differences at 256x256."""
+    rng = np.random.default_rng(11)
+    target, result = (t(rng.integers(0, 256, (7, 3, 256, 256)) / 255) for _ in range(2))
+    mask = t(rng.random((7, 1, 256, 256)) < 0.2).bool()
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        batch = compute_all(result, target, mask)
+        for i in range(7):
+            one = compute_all(result[i : i + 1], target[i : i + 1], mask[i : i + 1])
+            for name, values in batch.items():
+                assert values[i].item() == one[name].item(), (name, i)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_compute_all_shares_the_error_sums_with_the_same_values_as_each_function():
+    result, target, mask = _hole_case(8)
+    together = compute_all(result, target, mask)
+    assert torch.equal(together["psnr"], psnr(result, target))
+    assert torch.equal(together["hole_psnr"], hole_psnr(result, target, mask))
+    assert torch.equal(together["hole_l1"], hole_l1(result, target, mask))
+    assert all(v.dtype == torch.float32 for v in together.values())
+
+
+def test_error_sums_against_a_float64_reference():
+    rng = np.random.default_rng(5)
+    target, result = rng.random((2, 4, 3, 20, 30)).astype(np.float32)
+    mask = rng.random((4, 1, 20, 30)) < 0.3
+    sums = metrics_module.errors(t(result), t(target), torch.from_numpy(mask))
+    error = result.astype(np.float64) - target
+    np.testing.assert_allclose(sums.squared, (error**2).sum((1, 2, 3)), rtol=1e-6)
+    np.testing.assert_allclose(sums.hole_squared, (error**2 * mask).sum((1, 2, 3)), rtol=1e-6)
+    np.testing.assert_allclose(sums.hole_absolute, (abs(error) * mask).sum((1, 2, 3)), rtol=1e-6)
+    np.testing.assert_array_equal(sums.hole_values, mask.sum((1, 2, 3)) * 3)
+    assert sums.values == 3 * 20 * 30
+
+
 def test_changing_one_image_changes_only_its_metrics():
     result, target, mask = _hole_case(9)
     before = compute_all(result, target, mask)

@@ -240,3 +240,48 @@ def test_driver_thread_and_worker_pool_together_give_the_records_of_one_worker(
     for key in one:
         for field in FIELDS:
             assert split[key][field] == one[key][field], (key, field)
+
+
+@pytest.mark.parametrize(
+    "value, position, reason",
+    [
+        (float("nan"), 0, "NaN or infinite"),
+        (float("nan"), -1, "NaN or infinite"),
+        (float("inf"), 777, "NaN or infinite"),
+        (float("-inf"), 33, "NaN or infinite"),
+        (1.5, 5, "must lie in [0, 1]"),
+        (-0.01, 100, "must lie in [0, 1]"),
+        (1 + 5e-5, 9, None),  # float rounding: clamped later, not a failure
+    ],
+)
+def test_invalid_images_finds_each_bad_value_wherever_it_is(value, position, reason):
+    prediction = torch.rand(4, 3, 24, 40)
+    prediction[2].view(-1)[position] = value
+    found = invalid_images(prediction)
+    assert found[0] is None and found[1] is None and found[3] is None
+    assert (found[2] is None) if reason is None else (reason in found[2])
+
+
+def test_nan_and_inf_together_in_one_image_are_found():
+    prediction = torch.rand(2, 3, 8, 8)
+    prediction[1, 0, 0, 0], prediction[1, 2, 7, 7] = float("inf"), float("nan")
+    assert invalid_images(prediction)[1] == "prediction contains NaN or infinite values"
+
+
+def test_measure_in_chunks_equals_measure_in_one_piece(monkeypatch):
+    import benchmark.pipeline as pipeline
+
+    torch.manual_seed(3)
+    originals = torch.randint(0, 256, (9, 3, 130, 70)).float() / 255
+    masks = build_mask("lines").batch(list(range(9)), 130, 70, 0)
+    prediction = torch.rand(9, 3, 130, 70) * 1.2 - 0.1  # some values to clamp
+    prediction[4, 1, 60, 30] = float("nan")
+    monkeypatch.setattr(pipeline, "MEASURE_CHUNK_VALUES", 2 * originals[0].numel())
+    assert pipeline.measure_chunk(9, originals[0].numel(), torch.device("cpu")) == 2
+    chunked, kept = pipeline.measure(originals, prediction, masks, keep=True)
+    monkeypatch.setattr(pipeline, "MEASURE_CHUNK_VALUES", 2**40)
+    whole, kept_whole = pipeline.measure(originals, prediction, masks, keep=True)
+    assert chunked == whole
+    assert torch.equal(kept, kept_whole)
+    filled = torch.nan_to_num(prediction).clamp(0, 1)
+    assert torch.equal(kept, composite(originals, filled, masks))
