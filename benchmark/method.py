@@ -80,7 +80,8 @@ def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:
 
 def from_uint8_hwc(images: np.ndarray) -> torch.Tensor:
     """``uint8 (N, H, W, 3)`` -> ``float32 (N, 3, H, W)`` in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float().div_(255)
+    planes = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
+    return planes.float().div_(255)  # transposed as uint8: a quarter of the bytes of float32
 
 
 METHODS: Registry[Method] = Registry(

@@ -287,8 +287,11 @@ def measure(
     kept = []
     for start in range(0, len(prediction), step):
         part = slice(start, start + step)
-        target, holes = originals[part], masks[part]
-        filled = prediction[part].clamp(0, 1).nan_to_num_(0.0)
+        target, holes = originals[part].contiguous(), masks[part]
+        # copied into the originals' (contiguous) layout: methods often return channels-last
+        # views, and every metric would copy those again
+        filled = torch.empty_like(target, memory_format=torch.contiguous_format)
+        filled.copy_(prediction[part]).clamp_(0, 1).nan_to_num_(0.0)
         result = composite(target, filled, holes)
         for name, value in compute_all(result, target, holes).items():
             values.setdefault(name, []).extend(value.tolist())

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ REQUIRED_FIELDS = ("method", "mask", "index", "status")
 TEXT_FIELDS = ("method", "mask", "status", "fingerprint")
 #: Longest failure reason stored in a record (exception messages can be megabytes long).
 REASON_LIMIT = 300
+#: :meth:`RecordStore.append` calls ``fsync`` at most this often (seconds).
+SYNC_SECONDS = 1.0
 
 
 def truncate_reason(text: object, limit: int = REASON_LIMIT) -> str:
@@ -121,6 +124,17 @@ def finite(data: Any) -> Any:
     return data
 
 
+_STRICT_JSON = json.JSONEncoder(allow_nan=False)
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    """``record`` as one JSON line, NaN and infinities written as null (see :func:`finite`)."""
+    try:  # the common case, without walking the record first
+        return _STRICT_JSON.encode(record) + "\n"
+    except ValueError:
+        return json.dumps(finite(record)) + "\n"
+
+
 def record_key(record: dict[str, Any]) -> tuple[str, str, str, int]:
     """Identity of a record: (method, method fingerprint, mask, image index)."""
     return (record["method"], record.get("fingerprint", ""), record["mask"], int(record["index"]))
@@ -150,6 +164,7 @@ class RecordStore:
         self.path = Path(path)
         self._truncate = truncate
         self._records: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+        self._synced_at, self._unsynced = 0.0, False
         if self.path.exists():
             self._load()
 
@@ -185,15 +200,32 @@ class RecordStore:
         return iter(self._records.values())
 
     def append(self, records: Iterable[dict[str, Any]]) -> None:
-        """Append ``records`` with one write and fsync; later records replace earlier keys."""
+        """Append ``records`` with one write; later records replace earlier keys.
+
+        Each batch reaches the operating system at once, so a crash or kill of the run loses
+        nothing written; ``fsync`` (against a crash of the machine itself) runs at most once per
+        :data:`SYNC_SECONDS` and in :meth:`sync`. It cost 2 ms per call, and calls come per
+        (method, mask) pair of every batch: 11 % of a whole run of four fast methods.
+        """
         records = list(records)
         if not records:
             return
-        text = "".join(json.dumps(finite(r)) + "\n" for r in records)
+        text = "".join(_json_line(r) for r in records)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
-            os.fsync(handle.fileno())
+            if time.monotonic() - self._synced_at >= SYNC_SECONDS:
+                os.fsync(handle.fileno())
+                self._synced_at, self._unsynced = time.monotonic(), False
+            else:
+                self._unsynced = True
         for record in records:
             self._records[record_key(record)] = record
+
+    def sync(self) -> None:
+        """``fsync`` what :meth:`append` wrote since its last one (the end of a run calls this)."""
+        if self._unsynced and self.path.exists():
+            with open(self.path, "rb") as handle:
+                os.fsync(handle.fileno())
+            self._synced_at, self._unsynced = time.monotonic(), False

@@ -447,6 +447,7 @@ def _run_locked(
         with guard:
             counts["closed"] = 1
         progress.close()
+        store.sync()
         selected = {
             key: record
             for record in store

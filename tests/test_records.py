@@ -119,6 +119,49 @@ def test_record_store_stores_nan_as_null(tmp_path):
     assert loaded["hole_psnr"] is None and loaded["psnr"] is None
 
 
+def test_record_store_writes_finite_records_as_plain_json_lines(tmp_path):
+    path = tmp_path / "records.jsonl"
+    batch = [rec(0, psnr=31.25, seconds=0.5), rec(1, hole_psnr=-float("inf"), psnr=1e-320)]
+    RecordStore(path).append(batch)
+    lines = path.read_text().splitlines()
+    assert lines[0] == json.dumps(batch[0])
+    assert json.loads(lines[1]) == {**batch[1], "hole_psnr": None}
+
+
+def test_record_store_fsyncs_at_most_once_per_interval_and_on_sync(tmp_path, monkeypatch):
+    """Every batch is written through to the OS at once; fsync is grouped (2 ms per call)."""
+    synced = []
+    monkeypatch.setattr(records_module.os, "fsync", lambda fd: synced.append(fd))
+    clock = iter([100.0, 100.0, 100.2, 100.9, 101.1, 101.1, 101.5, 101.5]).__next__
+    monkeypatch.setattr(records_module.time, "monotonic", clock)
+    path = tmp_path / "records.jsonl"
+    store = RecordStore(path)
+    store.append([rec(0)])  # first append: fsync (t = 100.0)
+    store.append([rec(1)])  # 0.2 s later: written, not synced
+    assert len(path.read_text().splitlines()) == 2  # already in the file for any reader
+    store.append([rec(2)])  # 0.9 s: not synced
+    store.append([rec(3)])  # 1.1 s: fsync
+    assert len(synced) == 2
+    store.append([rec(4)])  # 1.5 s: not synced
+    store.sync()
+    assert len(synced) == 3
+    store.sync()  # nothing new since: no call
+    assert len(synced) == 3
+
+
+def test_a_run_ends_with_its_records_synced(tmp_path, monkeypatch):
+    from benchmark.runner import RunConfig, run_benchmark
+
+    calls = []
+    real_sync = RecordStore.sync
+    monkeypatch.setattr(RecordStore, "sync", lambda self: (calls.append(1), real_sync(self)))
+    out = str(tmp_path / "run")
+    run_benchmark(
+        RunConfig(methods=["mean"], masks=["square"], limit=4, workers=1, out=out, progress=False)
+    )
+    assert calls == [1]
+
+
 def test_later_records_replace_earlier_ones(tmp_path):
     path = tmp_path / "records.jsonl"
     store = RecordStore(path)
