@@ -45,7 +45,7 @@ from benchmark.significance import (
     pairwise_comparisons,
     ratio_buckets,
 )
-from benchmark.stats import bootstrap_indices, summarize
+from benchmark.stats import Resamples, summarize
 
 #: Version of the leaderboard.json layout (3: ranking on common images, failures, verdict).
 LEADERBOARD_FORMAT = 3
@@ -117,11 +117,11 @@ def _build_table(
         {m: {int(r["index"]) for r in ok[m]} for m in methods}, methods, images
     )
     common_indices = np.array(sorted(common), dtype=np.int64)
-    common_resamples = bootstrap_indices(len(common)) if len(common) >= 2 else None
+    resamples = Resamples()
 
     entries, series = [], {}
     for method in methods:
-        own = _summaries(ok[method], metric_names)
+        own = _summaries(ok[method], metric_names, resamples(len(ok[method])))
         entry = _entry(method, rows[method], ok[method], own, images)
         series[method] = _series(ok[method], metric_names)
         if method in ranked:
@@ -131,7 +131,7 @@ def _build_table(
             else:
                 keep = np.isin(series[method]["index"], common_indices)
                 inside = [r for r, k in zip(ok[method], keep) if k]
-                entry["metrics"] = _summaries(inside, metric_names, common_resamples)
+                entry["metrics"] = _summaries(inside, metric_names, resamples(len(inside)))
         else:
             entry["metrics"] = own
             entry["unranked_reason"] = _unranked_reason(entry, images)
@@ -156,7 +156,7 @@ def _build_table(
         m: {k: v[np.isin(series[m]["index"], common_indices)] for k, v in series[m].items()}
         for m in ranked
     }
-    comparisons = pairwise_comparisons(on_common, [e["method"] for e in ranked_entries])
+    comparisons = pairwise_comparisons(on_common, [e["method"] for e in ranked_entries], resamples)
     _mark_leader_ties(entries, comparisons)
     bucket_metrics = [m for m in BUCKET_METRICS if m in metric_names]
     return {
@@ -240,10 +240,8 @@ def _unranked_reason(entry: dict[str, Any], images: int) -> str:
 
 
 def _summaries(
-    ok: list[dict[str, Any]], metric_names: Sequence[str], indices: np.ndarray | None = None
+    ok: list[dict[str, Any]], metric_names: Sequence[str], indices: np.ndarray | None
 ) -> dict[str, dict[str, Any]]:
-    if indices is None and len(ok) >= 2:
-        indices = bootstrap_indices(len(ok))
     return {
         name: summarize(np.array([r.get(name) for r in ok], dtype=float), indices).__dict__
         for name in metric_names

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.stats import bootstrap_indices, summarize
+from benchmark.stats import Resamples, summarize
 
 #: A difference with a Wilcoxon p-value below this is called significant.
 SIGNIFICANCE_LEVEL = 0.05
@@ -114,40 +114,28 @@ def common_values(a: Series, b: Series, metric: str) -> tuple[np.ndarray, np.nda
     return np.asarray(a[metric])[ia], np.asarray(b[metric])[ib]
 
 
-class _Resamples:
-    """Bootstrap indices per sample size, drawn once and shared by every pair and metric."""
-
-    def __init__(self) -> None:
-        self._cache: dict[int, np.ndarray] = {}
-
-    def __call__(self, n: int) -> np.ndarray | None:
-        if n < 2:
-            return None
-        if n not in self._cache:
-            self._cache[n] = bootstrap_indices(n)
-        return self._cache[n]
-
-
 def compare_series(
-    a: Series, b: Series, metric: str, resamples: _Resamples | None = None
+    a: Series, b: Series, metric: str, resamples: Resamples | None = None
 ) -> PairedDifference:
     """Paired difference ``a - b`` of ``metric`` over the images both series hold."""
     values_a, values_b = common_values(a, b, metric)
-    resamples = resamples or _Resamples()
+    resamples = resamples or Resamples()
     return paired_difference(values_a, values_b, resamples(len(values_a)))
 
 
 def pairwise_comparisons(
     series: Mapping[str, Series],
     order: Sequence[str],
+    resamples: Resamples | None = None,
     metrics: Sequence[str] = PAIRED_METRICS,
 ) -> list[dict[str, Any]]:
     """Every pair of methods of one table, ``a`` before ``b`` in ``order`` (e.g. by rank).
 
     Returns ``[{"a", "b", "n", <metric>: {mean, ci_low, ci_high, p_value, n}}]`` where each
-    metric's numbers describe ``a - b`` over the images both methods measured.
+    metric's numbers describe ``a - b`` over the images both methods measured. ``resamples``
+    may be shared with the table's own summaries.
     """
-    resamples = _Resamples()
+    resamples = resamples or Resamples()
     names = [m for m in order if m in series]
     comparisons = []
     for i, a in enumerate(names):
