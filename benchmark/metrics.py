@@ -72,18 +72,9 @@ def errors(result: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None
     torch's multi-threaded reductions do not promise (they differ in the last bit). On other
     devices with torch, where the tensors live.
     """
-    n, c = result.shape[:2]
     if result.device.type != "cpu" or target.device.type != "cpu":
-        error = (result - target).flatten(2)  # (N, C, H*W)
-        squared = error.square()
-        total = squared.flatten(1).sum(1, dtype=torch.float64)
-        if mask is None:
-            return Errors(total, error[0].numel() if n else 0)
-        holes = mask.flatten(1).to(result.dtype)  # (N, H*W)
-        hole_squared = (squared.sum(1) * holes).sum(1, dtype=torch.float64)
-        hole_absolute = (error.abs_().sum(1) * holes).sum(1, dtype=torch.float64)
-        counts = holes.sum(1, dtype=torch.float64) * c
-        return Errors(total, error[0].numel() if n else 0, hole_squared, hole_absolute, counts)
+        return _errors_torch(result, target, mask)
+    n, c = result.shape[:2]
     x = result.detach().to(torch.float32).contiguous().numpy().reshape(n, c, -1)
     y = target.detach().to(torch.float32).contiguous().numpy().reshape(n, c, -1)
     error = x - y
@@ -107,6 +98,24 @@ def errors(result: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None
         torch.from_numpy(hole_absolute),
         torch.from_numpy(counts),
     )
+
+
+def _errors_torch(
+    result: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None
+) -> Errors:
+    """:func:`errors` with torch ops, on the tensors' own device (a GPU's)."""
+    n, c = result.shape[:2]
+    error = (result.float() - target.float()).flatten(2)  # (N, C, H*W)
+    squared = error.square()
+    total = squared.flatten(1).sum(1, dtype=torch.float64)
+    values = error[0].numel() if n else 0
+    if mask is None:
+        return Errors(total, values)
+    holes = mask.flatten(1).to(error.dtype)  # (N, H*W)
+    hole_squared = (squared.sum(1) * holes).sum(1, dtype=torch.float64)
+    hole_absolute = (error.abs_().sum(1) * holes).sum(1, dtype=torch.float64)
+    counts = holes.sum(1, dtype=torch.float64) * c
+    return Errors(total, values, hole_squared, hole_absolute, counts)
 
 
 def psnr(result: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:

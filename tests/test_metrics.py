@@ -271,6 +271,25 @@ def test_error_sums_against_a_float64_reference():
     assert sums.values == 3 * 20 * 30
 
 
+@pytest.mark.parametrize("with_mask", [True, False])
+def test_error_sums_on_the_gpu_path_equal_the_cpu_path(with_mask):
+    """The torch implementation (used on CUDA) checked on CPU tensors against the NumPy one."""
+    rng = np.random.default_rng(6)
+    target, result = (t(a) for a in rng.random((2, 5, 3, 17, 23)))
+    mask = torch.from_numpy(rng.random((5, 1, 17, 23)) < 0.4) if with_mask else None
+    cpu, gpu_path = (
+        metrics_module.errors(result, target, mask),
+        metrics_module._errors_torch(result, target, mask),
+    )
+    assert gpu_path.values == cpu.values
+    for field in ("squared", "hole_squared", "hole_absolute", "hole_values"):
+        a, b = getattr(cpu, field), getattr(gpu_path, field)
+        assert (a is None) == (b is None) == (field != "squared" and not with_mask)
+        if a is not None:
+            assert a.dtype == b.dtype == torch.float64
+            torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-9)
+
+
 def test_changing_one_image_changes_only_its_metrics():
     result, target, mask = _hole_case(9)
     before = compute_all(result, target, mask)
