@@ -21,12 +21,14 @@ def check_images(images: torch.Tensor, what: str = "images") -> None:
         raise ContractError(f"{what}: expected dtype float32, got {images.dtype}")
     if images.ndim != 4 or images.shape[1] != 3:
         raise ContractError(f"{what}: expected shape (N, 3, H, W), got {tuple(images.shape)}")
-    if images.numel() and not bool(torch.isfinite(images).all()):
+    if not images.numel():
+        return
+    # amin and amax propagate NaN and keep infinities: two passes, no batch-sized temporary
+    low, high = images.amin().item(), images.amax().item()
+    if not (math.isfinite(low) and math.isfinite(high)):
         raise ContractError(f"{what}: contains NaN or infinite values")
-    if images.numel() and (images.min() < 0 or images.max() > 1):
-        raise ContractError(
-            f"{what}: values must lie in [0, 1], got [{images.min():.4g}, {images.max():.4g}]"
-        )
+    if low < 0 or high > 1:
+        raise ContractError(f"{what}: values must lie in [0, 1], got [{low:.4g}, {high:.4g}]")
 
 
 def check_masks(masks: torch.Tensor, shape: tuple[int, ...] | None = None) -> None:

@@ -45,11 +45,18 @@ class Method(ABC):
         return ""
 
 
+#: Values per chunk of :class:`PerImageMethod`'s conversion to 8 bits (8 MB of float32).
+CONVERSION_CHUNK_VALUES = 2**21
+
+
 class PerImageMethod(Method):
     """A CPU method written for one 8-bit ``(H, W, 3)`` RGB image at a time.
 
-    The batch is converted to ``uint8`` once (inputs are exact 8-bit values by the data
-    contract) and back once, so the per-image Python overhead is a loop step.
+    The batch is converted to ``uint8`` (inputs are exact 8-bit values by the data contract) a
+    chunk of about :data:`CONVERSION_CHUNK_VALUES` values at a time, and back once: small images
+    are converted many at a time, so the per-image Python overhead is a loop step, and large
+    ones a few at a time, so no float32 temporary of the whole batch is made (at 512x512 and
+    batch 256 that is 1.2 GB of peak memory less).
     """
 
     device = "cpu"
@@ -62,13 +69,17 @@ class PerImageMethod(Method):
         # The 8-bit conversion also zeroes the hole pixels (a broadcast multiply instead of a
         # scalar one, so at no extra cost): some libraries (cv2.inpaint) read the hole pixels
         # they are given, and nothing may leak in from there when a caller leaves them set.
-        scale = (~mask).to(masked.dtype).mul_(255)
-        scaled = masked.detach().mul(scale).round_().clamp_(0, 255).to("cpu", torch.uint8)
-        images = scaled.numpy().transpose(0, 2, 3, 1).copy()  # (N, H, W, 3), contiguous
+        n, _, h, w = masked.shape
         holes = mask[:, 0].to("cpu").numpy().view(np.uint8) * 255
-        filled = np.empty_like(images)
-        for k in range(len(images)):
-            filled[k] = self.inpaint_image(images[k], holes[k])
+        filled = np.empty((n, h, w, 3), np.uint8)
+        step = max(1, CONVERSION_CHUNK_VALUES // max(1, masked[0].numel()))
+        for start in range(0, n, step):
+            part = slice(start, start + step)
+            scale = (~mask[part]).to(masked.dtype).mul_(255)
+            scaled = masked[part].detach().mul(scale).round_().clamp_(0, 255)
+            images = scaled.to("cpu", torch.uint8).numpy().transpose(0, 2, 3, 1).copy()
+            for k, image in enumerate(images, start=start):
+                filled[k] = self.inpaint_image(image, holes[k])
         return from_uint8_hwc(filled)
 
 
@@ -80,8 +91,10 @@ def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:
 
 def from_uint8_hwc(images: np.ndarray) -> torch.Tensor:
     """``uint8 (N, H, W, 3)`` -> ``float32 (N, 3, H, W)`` in [0, 1]."""
-    planes = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
-    return planes.float().div_(255)  # transposed as uint8: a quarter of the bytes of float32
+    n, h, w, c = images.shape
+    planes = torch.empty((n, c, h, w), dtype=torch.float32)  # contiguous: what metrics read
+    planes.copy_(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2))
+    return planes.div_(255)
 
 
 METHODS: Registry[Method] = Registry(

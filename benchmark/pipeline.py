@@ -1,4 +1,4 @@
-"""Batch-major evaluation: a batch of images decoded once, masked once per mask type, every method.
+"""Batch-major evaluation: a batch of images decoded once, each mask type drawn once, every method.
 
 A :class:`Unit` is a batch of image indices with, per (method, mask) pair, the indices of the
 batch that pair still has to do. :func:`evaluate_unit` decodes the batch once, draws each mask
@@ -107,7 +107,7 @@ def _predict(
     ctx: Context,
     method_name: str,
     mask_name: str,
-    masked: torch.Tensor,
+    originals: torch.Tensor,
     mask: torch.Tensor,
     indices: Sequence[int],
 ) -> tuple[torch.Tensor, list[str | None]]:
@@ -115,26 +115,28 @@ def _predict(
     method gave for failing it (``inpaint_indexed`` may return ``(prediction, reasons)``);
     raises when the whole call fails."""
     method, device = ctx.methods[method_name], ctx.method_device(method_name)
-    # copies: a method that edits its inputs in place must not change what is measured
-    masked_in, mask_in = masked.to(device, copy=True), mask.to(device, copy=True)
-    reasons: list[str | None] = [None] * len(masked)
+    # fresh tensors for every method: one that edits its inputs in place must not change what
+    # is measured (made here, not kept per mask: at 512x512 a batch copy is 0.8 GB)
+    mask_in = mask.to(device, copy=True)
+    masked_in = originals.to(device, copy=True).masked_fill_(mask_in, 0.0)
+    reasons: list[str | None] = [None] * len(originals)
     indexed = getattr(method, "inpaint_indexed", None)
     if callable(indexed):
         prediction = indexed(masked_in, mask_in, list(indices), mask_name)
         if isinstance(prediction, tuple):  # (predictions, per-image failure reasons or None)
             prediction, given = prediction
-            if len(given) != len(masked):
+            if len(given) != len(originals):
                 raise ContractError(
-                    f"inpaint_indexed: expected {len(masked)} reasons, got {len(given)}"
+                    f"inpaint_indexed: expected {len(originals)} reasons, got {len(given)}"
                 )
             reasons = [None if r is None else truncate_reason(str(r)) for r in given]
     else:
         prediction = method.inpaint(masked_in, mask_in)
     if device.type == "cpu" or not isinstance(prediction, torch.Tensor):
-        return prediction_to_cpu(prediction, masked), reasons
-    if tuple(prediction.shape) != tuple(masked.shape):
+        return prediction_to_cpu(prediction, originals), reasons
+    if tuple(prediction.shape) != tuple(originals.shape):
         raise ContractError(
-            f"prediction: expected shape {tuple(masked.shape)}, got {tuple(prediction.shape)}"
+            f"prediction: expected shape {tuple(originals.shape)}, got {tuple(prediction.shape)}"
         )
     if not prediction.is_floating_point():
         raise ContractError(f"prediction: expected a float tensor, got {prediction.dtype}")
@@ -182,19 +184,18 @@ def run_prepared(
             images = prepared.originals
         else:
             images = prepared.originals[torch.tensor([position[i] for i in needed])]
-        masked = images.masked_fill(masks, 0.0)
         ratios = dict(zip(needed, masks.flatten(1).float().mean(1).tolist()))
         mask_row = {i: k for k, i in enumerate(needed)}
         for (method_name, pair_mask), todo in unit.todo.items():
             if pair_mask != mask_name:
                 continue
             if todo == needed:
-                sel_images, sel_masks, sel_masked = images, masks, masked
+                sel_images, sel_masks = images, masks
             else:
                 sub = torch.tensor([mask_row[i] for i in todo])
-                sel_images, sel_masks, sel_masked = images[sub], masks[sub], masked[sub]
+                sel_images, sel_masks = images[sub], masks[sub]
             pair_records = _evaluate_pair(
-                ctx, method_name, mask_name, todo, sel_images, sel_masks, sel_masked, ratios
+                ctx, method_name, mask_name, todo, sel_images, sel_masks, ratios
             )
             if deliver is not None:
                 deliver(pair_records)
@@ -216,13 +217,12 @@ def _evaluate_pair(
     todo: list[int],
     originals: torch.Tensor,
     masks: torch.Tensor,
-    masked: torch.Tensor,
     ratios: dict[int, float],
 ) -> list[dict[str, Any]]:
     started = time.perf_counter()
     try:
         prediction, given = call_with_timeout(
-            lambda: _predict(ctx, method_name, mask_name, masked, masks, todo), ctx.timeout
+            lambda: _predict(ctx, method_name, mask_name, originals, masks, todo), ctx.timeout
         )
         problems: list[str | None] = [None] * len(todo)
     except MethodTimeout as exc:

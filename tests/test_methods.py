@@ -279,3 +279,29 @@ def test_parameters_reach_the_method() -> None:
     assert METHODS.build("ns:radius=5").radius == 5
     diffusion = METHODS.build("diffusion:iterations=10,tol=0.01")
     assert (diffusion.iterations, diffusion.tol) == (10, 0.01)
+
+
+def test_per_image_methods_convert_large_batches_in_chunks_with_the_same_result(monkeypatch):
+    """The 8-bit conversion runs a few images at a time for large images: same inputs reach
+    ``inpaint_image`` as with the whole batch converted at once, in order."""
+    import benchmark.method as method_module
+    from benchmark.method import PerImageMethod
+
+    class Recording(PerImageMethod):
+        def __init__(self) -> None:
+            self.seen: list[np.ndarray] = []
+
+        def inpaint_image(self, image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+            self.seen.append(np.concatenate([image.ravel(), hole.ravel()]))
+            return (image // 2 + (hole[..., None] // 255) * 7).astype(np.uint8)
+
+    images = torch.randint(0, 256, (7, 3, 20, 30)).float() / 255
+    mask = build_mask("lines").batch(list(range(7)), 20, 30, 0)
+    masked = images.masked_fill(mask, 0.0)
+    whole, chunked = Recording(), Recording()
+    expected = whole.inpaint(masked, mask)
+    monkeypatch.setattr(method_module, "CONVERSION_CHUNK_VALUES", 3 * 20 * 30 * 3)  # 3 images
+    assert torch.equal(chunked.inpaint(masked, mask), expected)
+    assert len(chunked.seen) == 7
+    assert all(np.array_equal(a, b) for a, b in zip(whole.seen, chunked.seen))
+    assert expected.is_contiguous()

@@ -285,3 +285,52 @@ def test_measure_in_chunks_equals_measure_in_one_piece(monkeypatch):
     assert torch.equal(kept, kept_whole)
     filled = torch.nan_to_num(prediction).clamp(0, 1)
     assert torch.equal(kept, composite(originals, filled, masks))
+
+
+class Vandal(Method):
+    """Writes over both of its inputs in place before answering."""
+
+    device = "auto"
+
+    def inpaint(self, masked, mask):
+        masked.fill_(1.0)
+        mask.fill_(False)
+        return torch.full_like(masked, 0.5)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_method_editing_its_inputs_in_place_changes_nothing_measured(
+    tmp_path, temp_method, workers
+):
+    temp_method("test-vandal", Vandal)
+    both = run(tmp_path, "both", methods=["test-vandal", "mean"], masks=["lines"], workers=workers)
+    alone = run(tmp_path, "alone", methods=["mean"], masks=["lines"], workers=workers)
+    together, reference = records_by_key(both), records_by_key(alone)
+    for key, expected in reference.items():
+        assert {f: together[key][f] for f in FIELDS} == {f: expected[f] for f in FIELDS}
+        vandal = together[("test-vandal", key[1], key[2])]
+        assert vandal["status"] == "ok" and vandal["mask_ratio"] == expected["mask_ratio"]
+        assert vandal["psnr"] < 60  # measured on the true mask (an emptied one would give 100)
+
+
+@pytest.mark.parametrize(
+    "value, words",
+    [
+        (float("nan"), "contains NaN or infinite values"),
+        (float("inf"), "contains NaN or infinite values"),
+        (float("-inf"), "contains NaN or infinite values"),
+        (1.25, "values must lie in [0, 1], got [0, 1.25]"),
+        (-0.5, "values must lie in [0, 1], got [-0.5, 1]"),
+    ],
+)
+def test_check_images_names_the_problem(value, words):
+    from benchmark.checks import check_images
+    from benchmark.errors import ContractError
+
+    images = torch.zeros(3, 3, 9, 9)
+    images[0, 0, 0, 0] = 1.0
+    check_images(images, "data set 'x'")  # valid: no error
+    images[2, 1, 4, 4] = value
+    with pytest.raises(ContractError) as error:
+        check_images(images, "data set 'x'")
+    assert str(error.value) == f"data set 'x': {words}"

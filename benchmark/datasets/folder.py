@@ -28,6 +28,7 @@ from PIL import Image
 from benchmark.datasets.base import DATASETS, SPLITS, Dataset, resolve_size
 from benchmark.errors import DataError, UsageError
 from benchmark.fingerprint import source_hash
+from benchmark.method import from_uint8_hwc
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_SIZE = 128
@@ -246,7 +247,7 @@ class FolderDataset(Dataset):
                 batch = np.stack(list(pool.map(self.read, [int(i) for i in indices])))
         else:
             batch = np.stack([self.read(int(i)) for i in indices])
-        return torch.from_numpy(batch).permute(0, 3, 1, 2).float().div_(255).contiguous()
+        return from_uint8_hwc(batch)
 
 
 @DATASETS.register("folder")
