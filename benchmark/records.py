@@ -204,8 +204,8 @@ class RecordStore:
 
         Each batch reaches the operating system at once, so a crash or kill of the run loses
         nothing written; ``fsync`` (against a crash of the machine itself) runs at most once per
-        :data:`SYNC_SECONDS` and in :meth:`sync`. It cost 2 ms per call, and calls come per
-        (method, mask) pair of every batch: 11 % of a whole run of four fast methods.
+        :data:`SYNC_SECONDS` and in :meth:`sync`. At 2.3 ms per call, once per (method, mask)
+        pair of every batch, it had cost 0.52 s of a 4.8 s run of four fast methods.
         """
         records = list(records)
         if not records:
