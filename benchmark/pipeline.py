@@ -28,7 +28,7 @@ from benchmark.records import STATUS_OK, truncate_reason
 
 Pair = tuple[str, str]  # (method, mask)
 
-#: Values per chunk of :func:`measure` on the CPU (about 1 MB of float32 per temporary).
+#: Values per chunk of :func:`measure` on the CPU (8 MB of float32 per temporary).
 MEASURE_CHUNK_VALUES = 2**21
 
 
