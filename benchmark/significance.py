@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.stats import Resamples, summarize
+from benchmark.stats import Resamples, bootstrap_means, from_bootstrap, summarize
 
 #: A difference with a Wilcoxon p-value below this is called significant.
 SIGNIFICANCE_LEVEL = 0.05
@@ -137,15 +137,61 @@ def pairwise_comparisons(
     """
     resamples = resamples or Resamples()
     names = [m for m in order if m in series]
+    shared = _SharedImages.of(series, names, resamples)
     comparisons = []
     for i, a in enumerate(names):
         for b in names[i + 1 :]:
             row: dict[str, Any] = {"a": a, "b": b}
             for metric in metrics:
-                row[metric] = compare_series(series[a], series[b], metric, resamples).as_dict()
+                if shared is not None:
+                    row[metric] = shared.compare(a, b, metric).as_dict()
+                else:
+                    row[metric] = compare_series(series[a], series[b], metric, resamples).as_dict()
             row["n"] = row[metrics[0]]["n"] if metrics else 0
             comparisons.append(row)
     return comparisons
+
+
+class _SharedImages:
+    """Pairwise comparisons when every method holds the same images (a leaderboard's ranked
+    methods on their common images): the bootstrap mean of ``a - b`` in a resample is the mean
+    of ``a`` minus the mean of ``b`` in it, so each method's resample means are computed once
+    and every pair costs a subtraction instead of a gather over all images (``k`` methods:
+    ``k`` gathers instead of ``k (k - 1) / 2``). The intervals equal those of
+    :func:`paired_difference` up to float rounding (tested)."""
+
+    def __init__(self, series: Mapping[str, Series], indices: np.ndarray | None) -> None:
+        self.series, self.indices = series, indices
+        self._means: dict[tuple[str, str], np.ndarray] = {}
+
+    @classmethod
+    def of(
+        cls, series: Mapping[str, Series], names: Sequence[str], resamples: Resamples
+    ) -> _SharedImages | None:
+        if len(names) < 3:  # one pair: nothing to share
+            return None
+        first = np.asarray(series[names[0]]["index"])
+        if any(not np.array_equal(np.asarray(series[m]["index"]), first) for m in names[1:]):
+            return None
+        return cls(series, resamples(len(first)))
+
+    def _resample_means(self, method: str, metric: str) -> np.ndarray:
+        key = (method, metric)
+        if key not in self._means:
+            self._means[key] = bootstrap_means(self.series[method][metric], self.indices)
+        return self._means[key]
+
+    def compare(self, a: str, b: str, metric: str) -> PairedDifference:
+        values_a = np.asarray(self.series[a][metric], dtype=np.float64)
+        values_b = np.asarray(self.series[b][metric], dtype=np.float64)
+        if self.indices is None:  # fewer than two images: the plain path
+            return paired_difference(values_a, values_b)
+        differences = values_a - values_b
+        means = self._resample_means(a, metric) - self._resample_means(b, metric)
+        summary = from_bootstrap(float(differences.mean()), means, len(differences))
+        return PairedDifference(
+            summary.n, summary.mean, summary.ci_low, summary.ci_high, wilcoxon_p(differences)
+        )
 
 
 def bucket_of(ratio: np.ndarray, edges: Sequence[float] = BUCKET_EDGES) -> np.ndarray:

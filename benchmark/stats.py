@@ -73,13 +73,28 @@ def summarize(
         return Summary(mean, mean, mean, n)
     if indices is None:
         indices = bootstrap_indices(n)
-    # resamples in blocks, so the gathered values stay in the cache (same numbers, 1.5x faster)
-    means = np.concatenate(
+    return from_bootstrap(mean, bootstrap_means(values, indices), n, confidence)
+
+
+def bootstrap_means(values: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """The mean of ``values`` in each resample (one per row of ``indices``).
+
+    Gathered in blocks of :data:`RESAMPLE_BLOCK` resamples, so the values stay in the cache
+    (the same numbers as one gather, 1.5x faster).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    return np.concatenate(
         [
             values[indices[k : k + RESAMPLE_BLOCK]].mean(axis=1)
             for k in range(0, len(indices), RESAMPLE_BLOCK)
         ]
     )
+
+
+def from_bootstrap(
+    mean: float, means: np.ndarray, n: int, confidence: float = CONFIDENCE
+) -> Summary:
+    """A :class:`Summary` of ``n`` values with this ``mean`` and these bootstrap ``means``."""
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
     return Summary(mean, float(low), float(high), n)

@@ -103,6 +103,50 @@ def test_pairwise_comparisons_cover_every_pair_in_order():
     assert first["ssim"]["p_value"] == pytest.approx(stats.wilcoxon(diff).pvalue)
 
 
+@pytest.mark.parametrize("shared_images", [True, False])
+def test_pairwise_comparisons_equal_each_pair_compared_alone(shared_images):
+    """With every method on the same images the resample means are shared between pairs; the
+    numbers must be those of comparing each pair on its own (up to float rounding)."""
+    rng = np.random.default_rng(8)
+    series = {}
+    for k, name in enumerate("abcde"):
+        index = np.arange(300) if shared_images else np.sort(rng.choice(320, 300, replace=False))
+        series[name] = {"index": index, "psnr": rng.normal(35 - k, 2, 300), "ssim": rng.random(300)}
+    from benchmark.significance import _SharedImages
+    from benchmark.stats import Resamples
+
+    assert (_SharedImages.of(series, list("abcde"), Resamples()) is not None) == shared_images
+    rows = pairwise_comparisons(series, list("abcde"))
+    assert len(rows) == 10
+    for row in rows:
+        for metric in ("psnr", "ssim"):
+            alone = compare_series(series[row["a"]], series[row["b"]], metric).as_dict()
+            assert row[metric]["n"] == alone["n"] and row[metric]["mean"] == alone["mean"]
+            assert row[metric]["p_value"] == alone["p_value"]
+            for bound in ("ci_low", "ci_high"):
+                assert row[metric][bound] == pytest.approx(alone[bound], rel=1e-12, abs=1e-12)
+
+
+def test_pairwise_comparisons_on_one_or_no_image():
+    one = {
+        m: {"index": np.array([4]), "psnr": np.array([v]), "ssim": np.array([0.5])}
+        for m, v in (("a", 30.0), ("b", 29.0), ("c", 28.0))
+    }
+    rows = pairwise_comparisons(one, ["a", "b", "c"])
+    assert rows[0]["psnr"] == {
+        **rows[0]["psnr"],
+        "n": 1,
+        "mean": 1.0,
+        "ci_low": 1.0,
+        "ci_high": 1.0,
+    }
+    empty = {
+        m: {"index": np.array([], dtype=int), "psnr": np.array([]), "ssim": np.array([])}
+        for m in "abc"
+    }
+    assert all(r["n"] == 0 for r in pairwise_comparisons(empty, ["a", "b", "c"]))
+
+
 # -- buckets ---------------------------------------------------------------------------------------
 def test_bucket_edges_are_the_nvidia_bins_closed_on_the_right():
     assert BUCKET_EDGES == (0.0, 0.01, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 1.0)
