@@ -1,7 +1,8 @@
-"""Choosing the torch device from ``--device auto|cpu|cuda``."""
+"""Choosing the torch device from ``--device auto|cpu|cuda``, and the cores this process may use."""
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from benchmark.errors import UsageError
@@ -10,6 +11,14 @@ if TYPE_CHECKING:
     import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
+
+def available_cores() -> int:
+    """Cores this process may use (its CPU affinity where the system has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def resolve_device(name: str = "auto") -> torch.device:

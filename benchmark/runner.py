@@ -17,7 +17,6 @@ import importlib.metadata
 import inspect
 import json
 import math
-import os
 import platform
 import re
 import subprocess
@@ -36,7 +35,7 @@ import benchmark
 from benchmark.checks import prediction_to_cpu
 from benchmark.datasets import DATASETS, build_dataset
 from benchmark.datasets.base import MIN_SIZE, dataset_spec
-from benchmark.device import device_description, resolve_device
+from benchmark.device import available_cores, device_description, resolve_device
 from benchmark.errors import DataError, UsageError
 from benchmark.leaderboard import build_leaderboard, render_markdown
 from benchmark.masking import MASKS, RatioRange, build_mask
@@ -68,10 +67,7 @@ EXECUTORS = ("local", "ray")
 
 def default_workers() -> int:
     """Cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return available_cores()
 
 
 @dataclass

@@ -58,7 +58,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from benchmark.device import autocast, memory_format
+from benchmark.device import autocast, available_cores, memory_format
 from benchmark.errors import DataError, UsageError
 
 #: Options a resumed run must share with its checkpoint (the others may change).
@@ -409,14 +409,6 @@ class Validation:
         return result
 
 
-# -- device helpers -----------------------------------------------------------------------------
-def _available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 # -- checkpoints --------------------------------------------------------------------------------
 def _save_checkpoint(path: Path, model, optimizer, scaler, state: dict[str, Any]) -> None:
     from benchmark.weights import save_tensors
@@ -593,10 +585,10 @@ class _Trainer:
         self.cuda = self.device.type == "cuda"
         if self.device.type == "cpu":  # the ranks on one machine share its cores
             local_world = int(os.environ.get("LOCAL_WORLD_SIZE", self.group.world))
-            torch.set_num_threads(max(1, _available_cores() // local_world))
+            torch.set_num_threads(max(1, available_cores() // local_world))
         self.out, self.checkpoint = config.out_path(), config.checkpoint_path()
         if config.workers is None:
-            config.workers = min(4, max(1, _available_cores() - 1)) if self.cuda else 1
+            config.workers = min(4, max(1, available_cores() - 1)) if self.cuda else 1
 
         self.mask_names = split_specs(config.masks)
         if not self.mask_names:

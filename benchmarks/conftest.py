@@ -29,6 +29,11 @@ RATIOS = [
     ("telea: speed-up of 2 workers over 1 (method path)", "harness_telea_w1", "harness_telea_w2"),
     ("telea: speed-up of 2 workers over 1 (full run)", "run_telea_w1", "run_telea_w2"),
     ("telea: speed-up of 2 Ray workers over 1 (full run)", "ray_w1", "ray_w2"),
+    (
+        "4 methods x 2 masks on the whole test split: speed-up of 2 workers over 1",
+        "split_w1",
+        "split_w2",
+    ),
     ("2 methods / 1 method (full run, 1,000 patches)", "methods_2", "methods_1"),
     ("4 methods / 1 method (full run, 1,000 patches)", "methods_4", "methods_1"),
     ("run time 128x128 / 32x32 (same images)", "size_128", "size_32"),

@@ -8,6 +8,9 @@ time of a 256x256 run goes.
   the summary shows images per second and the cost per image relative to 32x32.
 * ``methods_<K>``: K methods (mean; + nearest; + telea, ns) on 1,000 test patches, lines, 1
   worker; the summary shows the time relative to one method.
+* ``split_w<K>``: telea, ns, nearest and mean on the whole test split (3,576 patches), lines and
+  square, with K workers: a run large enough that start-up and the leaderboard matter less; the
+  summary shows the speed-up of 2 over 1.
 * ``ray_w<K>``: telea on 1,000 test patches with ``--executor ray`` on a local cluster of K CPUs
   (cluster start-up not timed); the summary shows the speed-up of 2 over 1.
 
@@ -134,6 +137,16 @@ def test_cost_versus_number_of_methods(benchmark, tmp_path, remember, count):
     result = benchmark.pedantic(lambda: _run(tmp_path, **settings), rounds=3, warmup_rounds=0)
     assert result.computed == 1000 * count
     remember(benchmark, f"methods_{count}")
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_whole_split_workers(benchmark, tmp_path, remember, workers):
+    settings = dict(
+        methods=["telea", "ns", "nearest", "mean"], masks=["lines", "square"], workers=workers
+    )
+    result = benchmark.pedantic(lambda: _run(tmp_path, **settings), rounds=2, warmup_rounds=0)
+    assert result.computed == 4 * 2 * 3576 and result.failed == 0
+    remember(benchmark, f"split_w{workers}")
 
 
 @pytest.mark.parametrize("cpus", [1, 2])

@@ -51,7 +51,7 @@ def _tiny(*, split: str = "train", size: int | None = None, data_dir=None) -> Te
 def tiny_dataset(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     DATASETS.names()  # load the built-ins first
     DATASETS.add(TINY, _tiny)
-    monkeypatch.setattr(training, "_available_cores", torch.get_num_threads)
+    monkeypatch.setattr(training, "available_cores", torch.get_num_threads)
     yield
     DATASETS.remove(TINY)
 
