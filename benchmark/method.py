@@ -55,8 +55,8 @@ class PerImageMethod(Method):
     The batch is converted to ``uint8`` (inputs are exact 8-bit values by the data contract) a
     chunk of about :data:`CONVERSION_CHUNK_VALUES` values at a time, and back once: small images
     are converted many at a time, so the per-image Python overhead is a loop step, and large
-    ones a few at a time, so no float32 temporary of the whole batch is made (at 512x512 and
-    batch 256 that is 1.2 GB of peak memory less).
+    ones a few at a time, so no float32 temporary of the whole batch is made (one is 0.75 GiB
+    at 512x512 and batch 256).
     """
 
     device = "cpu"
