@@ -22,6 +22,7 @@ method does at that hole size and how many images it completed there.
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -67,6 +68,9 @@ class PairedDifference:
         return asdict(self)
 
 
+_WARNINGS_LOCK = threading.Lock()
+
+
 def wilcoxon_p(differences: np.ndarray) -> float:
     """Two-sided Wilcoxon signed-rank p-value of paired ``differences``.
 
@@ -85,7 +89,10 @@ def wilcoxon_p(differences: np.ndarray) -> float:
         return float("nan")
     if not np.any(differences):
         return 1.0
-    with warnings.catch_warnings():  # scipy warns when it falls back from the exact test
+    # some scipy versions warn when they fall back from the exact test. catch_warnings swaps the
+    # process-wide filter list and is not thread-safe: leaderboard tables are built in threads,
+    # and two interleaved blocks could leave "ignore" installed for good. Hence the lock.
+    with _WARNINGS_LOCK, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return float(wilcoxon(differences, zero_method="wilcox").pvalue)
 

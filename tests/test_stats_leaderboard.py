@@ -170,6 +170,25 @@ def test_tables_built_in_parallel_equal_each_table_built_alone():
         assert table == alone
 
 
+def test_building_tables_in_threads_leaves_the_warning_filters_as_they_were():
+    """The Wilcoxon call silences scipy's warnings with catch_warnings, which swaps a global
+    list: tables built in parallel must not leave a filter behind."""
+    import warnings
+
+    rng = np.random.default_rng(9)
+    masks = [f"m{k}" for k in range(8)]
+    rows = [
+        record(m, k, i, psnr=float(rng.normal(30, 2)))
+        for k in masks
+        for m in "abcd"
+        for i in range(40)
+    ]
+    before = list(warnings.filters)
+    for _ in range(5):
+        build_leaderboard(rows, list("abcd"), masks, {})
+        assert warnings.filters == before
+
+
 def test_leaderboard_does_not_depend_on_record_order():
     records = make_records()
     shuffled = [records[i] for i in np.random.default_rng(5).permutation(len(records))]
