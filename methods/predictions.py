@@ -30,7 +30,7 @@ from benchmark.export import (
     prediction_name,
     read_manifest,
 )
-from benchmark.method import METHODS, Method
+from benchmark.method import METHODS, Method, from_uint8_hwc
 
 #: Per-image failure reasons of a batch: None where the image succeeded.
 Problems = list[str | None]
@@ -202,7 +202,7 @@ class PredictionsMethod(ContextMethod):
                 problems.append(None)
             except DataError as exc:
                 problems.append(str(exc))
-        prediction = torch.from_numpy(filled).permute(0, 3, 1, 2).float().div_(255)
+        prediction = from_uint8_hwc(filled)
         if any(problems):
             failed = torch.tensor([p is not None for p in problems], dtype=torch.bool)
             prediction[failed] = float("nan")

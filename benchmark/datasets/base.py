@@ -18,6 +18,7 @@ import torch
 
 from benchmark.errors import UsageError
 from benchmark.fingerprint import source_hash
+from benchmark.method import from_uint8_hwc
 from benchmark.registry import Registry, Spec, parse_spec
 
 SPLITS = ("train", "test")
@@ -84,8 +85,7 @@ class TensorDataset(Dataset):
         return len(self.pixels)
 
     def images(self, indices: Sequence[int]) -> torch.Tensor:
-        batch = torch.from_numpy(self.pixels[np.asarray(indices, dtype=np.int64)])
-        return batch.permute(0, 3, 1, 2).contiguous().float().div_(255)
+        return from_uint8_hwc(self.pixels[np.asarray(indices, dtype=np.int64)])
 
     @property
     def image_size(self) -> tuple[int, int]:
