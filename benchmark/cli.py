@@ -194,7 +194,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from benchmark.leaderboard import failure_lines, render_console, run_summary
     from benchmark.masking import parse_ratio_range
-    from benchmark.runner import RunConfig, default_workers, run_benchmark
+    from benchmark.run.runner import RunConfig, default_workers, run_benchmark
 
     methods = _expand_methods(args.methods)
     masks = split_specs(args.masks)
@@ -409,11 +409,11 @@ def build_parser() -> argparse.ArgumentParser:
     training.add_arguments(p_train)
     p_train.set_defaults(func=training.run)
 
-    from benchmark import ci_gate, compare, export, export_model, report
+    from benchmark.commands import compare, export, export_model, gate, report
 
     for name, module, summary in (
         ("compare", compare, "compare two leaderboards or runs: the regression gate"),
-        ("gate", ci_gate, "run the CI configuration (results/ci.toml) and the regression gate"),
+        ("gate", gate, "run the CI configuration (results/ci.toml) and the regression gate"),
         ("report", report, "write a self-contained HTML report of a run"),
         ("export", export, "write the benchmark's inputs as PNGs for models outside the harness"),
         ("export-model", export_model, "write a shipped U-Net as an ONNX or TorchScript file"),

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from benchmark.method import METHODS, to_uint8_hwc
-from benchmark.runner import Evaluator, RunConfig, run_benchmark
+from benchmark.run.runner import Evaluator, RunConfig, run_benchmark
 
 N_IMAGES = 1000  # the conftest fixture serves this many images
 

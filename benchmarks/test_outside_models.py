@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.export_model import convention_model, export_bytes
+from benchmark.commands.export_model import convention_model, export_bytes
 from benchmark.method import METHODS
-from benchmark.runner import Evaluator
+from benchmark.run.runner import Evaluator
 
 BATCH = 64
 #: Images of the ONNX case (the U-Net is about 40x slower per image than reading a PNG).

@@ -28,9 +28,9 @@ import numpy as np
 import pytest
 from skimage import data
 
-import benchmark.pipeline as pipeline
+import benchmark.run.pipeline as pipeline
 from benchmark.datasets.folder import FolderDataset
-from benchmark.runner import RunConfig, run_benchmark
+from benchmark.run.runner import RunConfig, run_benchmark
 
 PHOTOS = ["astronaut", "chelsea", "coffee", "hubble_deep_field", "rocket", "retina"]
 N_PHOTOS = 48

@@ -17,7 +17,7 @@ import torch
 
 from benchmark.device import autocast, memory_format
 from benchmark.method import METHODS
-from benchmark.runner import Evaluator
+from benchmark.run.runner import Evaluator
 from methods.unet import load_model, model_input
 
 BATCH = 256

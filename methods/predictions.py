@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from benchmark.errors import ContractError, DataError, UsageError
-from benchmark.export import (
+from benchmark.commands.export import (
     LAYOUTS,
     MANIFEST_JSON,
     mask_folder,

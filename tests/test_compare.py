@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark import ci_gate, compare
+from benchmark.commands import compare
+from benchmark.commands import gate as ci_gate
 from benchmark.cli import main
 from benchmark.errors import UsageError
 from benchmark.leaderboard import build_leaderboard
 from benchmark.method import METHODS, Method
 from benchmark.records import write_atomic, write_json
-from benchmark.runner import RunConfig, run_benchmark
+from benchmark.run.runner import RunConfig, run_benchmark
 
 MASK_PARAMS = {"lines": {"min_lines": 1, "max_lines": 9}, "square": {"min_size": 0.125}}
 
@@ -239,7 +240,7 @@ def test_missing_and_corrupt_baselines_name_the_file(tmp_path):
 
 
 def test_a_non_finite_change_fails_closed():
-    from benchmark.compare import _verdict
+    from benchmark.commands.compare import _verdict
 
     assert _verdict(float("nan"), float("nan"), 0.05) == "worse"
 

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 import benchmark
-from benchmark import runner
+from benchmark.run import runner
 from benchmark.datasets import build_dataset
 from benchmark.errors import DataError, UsageError
-from benchmark.export import MANIFEST_JSON, export
+from benchmark.commands.export import MANIFEST_JSON, export
 from benchmark.masking import build_mask
 from benchmark.method import METHODS
 

@@ -19,7 +19,7 @@ from benchmark.leaderboard import (
 )
 from benchmark.method import METHODS, Method
 from benchmark.records import finite
-from benchmark.runner import RunConfig, run_benchmark
+from benchmark.run.runner import RunConfig, run_benchmark
 
 
 # -- the case through the real runner -------------------------------------------------

@@ -18,7 +18,7 @@ from torch import nn
 
 from benchmark.datasets import build_dataset
 from benchmark.errors import ContractError, DataError, UsageError
-from benchmark.export_model import convention_model, export_bytes
+from benchmark.commands.export_model import convention_model, export_bytes
 from benchmark.masking import build_mask
 from benchmark.method import METHODS, composite
 from benchmark.metrics import psnr

@@ -15,7 +15,7 @@ from benchmark.masking import MaskGenerator, build_mask
 from benchmark.method import METHODS, Method, composite
 from benchmark.metrics import compute_all
 from benchmark.records import RecordStore, read_json
-from benchmark.runner import MAX_BATCH, RunConfig, batch_for, run_benchmark
+from benchmark.run.runner import MAX_BATCH, RunConfig, batch_for, run_benchmark
 from methods.floors import MeanFill
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -203,7 +203,7 @@ def test_a_dying_worker_is_retried_once_and_nothing_is_written_twice(tmp_path, t
 
 
 def test_workers_above_the_core_count_are_capped_with_a_warning(tmp_path, capsys):
-    from benchmark.runner import default_workers
+    from benchmark.run.runner import default_workers
 
     result = run(tmp_path, workers=default_workers() + 7, limit=4)
     assert "warning: --workers" in capsys.readouterr().err
@@ -230,11 +230,11 @@ def test_driver_thread_and_worker_pool_together_give_the_records_of_one_worker(
 ):
     """With a GPU, GPU methods run in a driver thread while the pool does the CPU methods; the
     same split is forced here on the CPU (mean in the driver, telea and nearest in the pool)."""
-    import benchmark.runner
+    import benchmark.run.runner
 
     settings = dict(methods=["telea", "mean", "nearest"], masks=["lines", "square"], limit=24)
     one = records_by_key(run(tmp_path, name="one", workers=1, **settings))
-    monkeypatch.setattr(benchmark.runner, "runs_in_driver", lambda ctx, name: name == "mean")
+    monkeypatch.setattr(benchmark.run.runner, "runs_in_driver", lambda ctx, name: name == "mean")
     split = records_by_key(run(tmp_path, name="split", workers=2, batch_size=8, **settings))
     assert split.keys() == one.keys() and len(one) == 3 * 2 * 24
     for key in one:
@@ -269,7 +269,7 @@ def test_nan_and_inf_together_in_one_image_are_found():
 
 
 def test_measure_in_chunks_equals_measure_in_one_piece(monkeypatch):
-    import benchmark.pipeline as pipeline
+    import benchmark.run.pipeline as pipeline
 
     torch.manual_seed(3)
     originals = torch.randint(0, 256, (9, 3, 130, 70)).float() / 255

@@ -19,8 +19,8 @@ from benchmark.errors import UsageError
 from benchmark.masking import MASKS, MaskGenerator
 from benchmark.method import METHODS
 from benchmark.records import RecordStore, read_json
-from benchmark.runlock import RunLock
-from benchmark.runner import RunConfig, plugin_versions, run_benchmark
+from benchmark.run.lock import RunLock
+from benchmark.run.runner import RunConfig, plugin_versions, run_benchmark
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,7 +158,7 @@ def test_a_stale_lock_of_a_dead_process_never_blocks(tmp_path):
         [
             sys.executable,
             "-c",
-            "import time; from benchmark.runlock import RunLock; "
+            "import time; from benchmark.run.lock import RunLock; "
             f"RunLock({str(tmp_path / 'run')!r}).acquire(); "
             "print('held', flush=True); time.sleep(60)",
         ],

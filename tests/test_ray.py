@@ -9,7 +9,7 @@ import pytest
 
 from benchmark.errors import UsageError
 from benchmark.records import RecordStore, read_json
-from benchmark.runner import RunConfig, run_benchmark
+from benchmark.run.runner import RunConfig, run_benchmark
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.method import METHODS
-from benchmark.runner import RunConfig, run_benchmark
+from benchmark.run.runner import RunConfig, run_benchmark
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

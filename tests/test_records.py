@@ -150,7 +150,7 @@ def test_record_store_fsyncs_at_most_once_per_interval_and_on_sync(tmp_path, mon
 
 
 def test_a_run_ends_with_its_records_synced(tmp_path, monkeypatch):
-    from benchmark.runner import RunConfig, run_benchmark
+    from benchmark.run.runner import RunConfig, run_benchmark
 
     calls = []
     real_sync = RecordStore.sync

@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmark import report
+from benchmark.commands import report
 from benchmark.errors import DataError, UsageError
-from benchmark.runner import RunConfig, run_benchmark
+from benchmark.run.runner import RunConfig, run_benchmark
 
 METHODS = ["telea", "mean", "nearest"]
 

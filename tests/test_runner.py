@@ -15,7 +15,7 @@ from benchmark.datasets import TensorDataset
 from benchmark.errors import ContractError, UsageError
 from benchmark.method import Method
 from benchmark.records import RecordStore, read_json
-from benchmark.runner import RunConfig, run_benchmark, slugify
+from benchmark.run.runner import RunConfig, run_benchmark, slugify
 from methods.floors import MeanFill
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -100,13 +100,13 @@ def test_rerun_reuses_everything(tmp_path):
 
 
 def test_changed_method_code_or_weights_are_recomputed_not_reused(tmp_path, monkeypatch):
-    import benchmark.runner
+    import benchmark.run.runner
 
     first = run(tmp_path, methods=["telea"])
     fingerprint = records_of(first)[0]["fingerprint"]
     assert "opencv" in fingerprint and "code " in fingerprint
     monkeypatch.setattr(
-        benchmark.runner, "code_fingerprint", lambda method: fingerprint + " (edited)"
+        benchmark.run.runner, "code_fingerprint", lambda method: fingerprint + " (edited)"
     )
     second = run(tmp_path, methods=["telea"])
     assert second.computed == 20 and second.reused == 0
@@ -441,7 +441,7 @@ def test_composite_never_changes_known_pixels(tmp_path, temp_method):
 def test_progress_without_a_terminal_prints_plain_lines(monkeypatch):
     import io
 
-    import benchmark.progress as progress_module
+    import benchmark.run.progress as progress_module
 
     stream = io.StringIO()
     monkeypatch.setattr(progress_module, "LINE_INTERVAL", 0.0)

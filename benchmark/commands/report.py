@@ -167,7 +167,7 @@ class Run:
     """A run directory: leaderboard, run.json and (when present) per-image records."""
 
     def __init__(self, run_dir: str | Path) -> None:
-        from benchmark.compare import series_from_records
+        from benchmark.commands.compare import series_from_records
 
         self.dir = Path(run_dir)
         if not self.dir.is_dir():
@@ -221,7 +221,7 @@ def _masked_view(original: np.ndarray, hole: np.ndarray) -> np.ndarray:
 
 def saved_samples(run: Run, mask: str, methods: Sequence[str], indices: Sequence[int]):
     """Grid cells from the run's PNGs: ``{index: {column: png bytes or None}}``, or None."""
-    from benchmark.runner import slugify
+    from benchmark.run.runner import slugify
 
     root = run.dir / "images"
     if not (root / "_original").is_dir() or not (root / slugify(mask) / "_mask").is_dir():

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmark.compare import (
+from benchmark.commands.compare import (
     DEFAULT_TOLERANCE_DB,
     DEFAULT_TOLERANCE_SSIM,
     fail_closed,
@@ -127,7 +127,7 @@ def fresh_run_dir(out: str | Path) -> Path:
 def run_ci(config_path: str | Path, out: str | Path, progress: bool = False):
     """Run the CI configuration from scratch in ``out``; returns the run result and seconds."""
     from benchmark.leaderboard import render_console
-    from benchmark.runner import RunConfig, run_benchmark
+    from benchmark.run.runner import RunConfig, run_benchmark
 
     settings = load_config(config_path)
     config = RunConfig(**settings, out=str(fresh_run_dir(out)), progress=progress)

@@ -3,8 +3,8 @@
 The runner resolves the configuration, locks the run folder, works out which (method, mask,
 index) records are still to do (a record is reused only when its method fingerprint and its
 provenance, i.e. data set, mask generator, seed, size, hole-ratio range and the metrics' code,
-are unchanged), hands batches of that work to an executor (``benchmark.pipeline`` says what a
-batch does, ``benchmark.executors`` and ``benchmark.ray_executor`` where it runs) and writes
+are unchanged), hands batches of that work to an executor (``benchmark.run.pipeline`` says what a
+batch does, ``benchmark.run.executors`` and ``benchmark.run.ray_executor`` where it runs) and writes
 each batch's records as they arrive. A failing or timed-out batch is recorded as failed and the
 run goes on.
 """
@@ -41,8 +41,8 @@ from benchmark.leaderboard import build_leaderboard, render_markdown
 from benchmark.masking import MASKS, RatioRange, build_mask
 from benchmark.method import METHODS, Method
 from benchmark.metrics import METRICS, metrics_fingerprint
-from benchmark.pipeline import Context, Pair, save_images_to, split_units, unit_bytes
-from benchmark.progress import Progress
+from benchmark.run.pipeline import Context, Pair, save_images_to, split_units, unit_bytes
+from benchmark.run.progress import Progress
 from benchmark.records import (
     STATUS_OK,
     RecordStore,
@@ -52,7 +52,7 @@ from benchmark.records import (
     write_json,
 )
 from benchmark.registry import Registry, Spec, parse_spec
-from benchmark.runlock import RunLock
+from benchmark.run.lock import RunLock
 
 #: Largest default batch (images); the default shrinks for large images, see :func:`batch_for`.
 MAX_BATCH = 256
@@ -487,7 +487,7 @@ def _execute(
     lock: RunLock,
 ) -> None:
     """Hand the work to the executor ``config`` asks for."""
-    from benchmark.executors import (
+    from benchmark.run.executors import (
         InProcessExecutor,
         ProcessPoolExecutor,
         fork_available,
@@ -498,7 +498,7 @@ def _execute(
     if not todo:
         return
     if config.executor == "ray":
-        from benchmark.ray_executor import RayExecutor
+        from benchmark.run.ray_executor import RayExecutor
 
         RayExecutor(config, plan, workers).run(todo, deliver)
         return

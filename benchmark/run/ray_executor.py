@@ -22,11 +22,11 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from benchmark.errors import BenchmarkError, DataError, UsageError
-from benchmark.pipeline import Pair, Unit, failed_records
+from benchmark.run.pipeline import Pair, Unit, failed_records
 from benchmark.records import truncate_reason
 
 if TYPE_CHECKING:
-    from benchmark.runner import Plan, RunConfig
+    from benchmark.run.runner import Plan, RunConfig
 
 INSTALL_HINT = 'pip install "inpaint-bench[ray]"'
 #: Seconds allowed to open a TCP connection to ``--ray-address`` before calling it unreachable.
@@ -102,8 +102,8 @@ def connect(address: str | None, cpus: int) -> bool:
 
 def _plan_on_worker(config: RunConfig, run_dir: str | None):
     """The run's plan on this worker process, built once per configuration."""
-    from benchmark.pipeline import save_images_to
-    from benchmark.runner import build_plan
+    from benchmark.run.pipeline import save_images_to
+    from benchmark.run.runner import build_plan
 
     key = repr(config)
     if key not in _PLANS:
@@ -120,8 +120,8 @@ def evaluate_task(
     config: RunConfig, pair: Pair, indices: list[int], expected: dict[str, str], run_dir: str | None
 ) -> list[dict[str, Any]]:
     """Body of one Ray task: the records of ``pair`` on ``indices``."""
-    from benchmark.executors import set_threads
-    from benchmark.pipeline import evaluate_unit
+    from benchmark.run.executors import set_threads
+    from benchmark.run.pipeline import evaluate_unit
 
     set_threads(1)
     plan = _plan_on_worker(config, run_dir)

@@ -3,8 +3,8 @@
 A :class:`Unit` is a batch of image indices with, per (method, mask) pair, the indices of the
 batch that pair still has to do. :func:`evaluate_unit` decodes the batch once, draws each mask
 type's masks once, runs every method on them, measures the composites on the method's device
-and returns one record per (method, mask, index). Executors (``benchmark.executors``,
-``benchmark.ray_executor``) decide where units run; the records are the same wherever they do.
+and returns one record per (method, mask, index). Executors (``benchmark.run.executors``,
+``benchmark.run.ray_executor``) decide where units run; the records are the same wherever they do.
 """
 
 from __future__ import annotations
@@ -347,7 +347,7 @@ def unit_bytes(image_size: tuple[int, int], images: int) -> int:
 
 def save_images_to(run_dir: Path) -> Callable[..., None]:
     """A ``save_images`` callback writing lossless PNGs under ``run_dir/images``."""
-    from benchmark.runner import _save_images
+    from benchmark.run.runner import _save_images
 
     def save(originals, masks, results, batch, mask_name, method_name, problems) -> None:
         _save_images(run_dir, originals, masks, results, batch, mask_name, method_name, problems)

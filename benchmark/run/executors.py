@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from benchmark.pipeline import (
+from benchmark.run.pipeline import (
     Context,
     Unit,
     evaluate_unit,
