@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Sequence
 
 from benchmark.errors import BenchmarkError, UsageError
-from benchmark.registry import BUILTIN, PluginWarning, Registry, split_specs
+from benchmark.registry import BUILTIN, PluginWarning, Registry
 
 MAIN_EXAMPLES = """\
 examples:
@@ -155,10 +155,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def _expand_methods(text: str) -> list[str]:
+def _expand_methods(specs: list[str]) -> list[str]:
     from benchmark.method import METHODS
 
-    specs = split_specs(text)
     if specs == ["all"]:  # every method that runs without a user's file (not onnx:, predictions:)
         return [
             name
@@ -193,33 +192,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     import time
 
     from benchmark.leaderboard import failure_lines, render_console, run_summary
-    from benchmark.masking import parse_ratio_range
-    from benchmark.run.runner import RunConfig, default_workers, run_benchmark
+    from benchmark.run.config import config_from_args
+    from benchmark.run.runner import run_benchmark
 
     methods = _expand_methods(args.methods)
-    masks = split_specs(args.masks)
-    if not methods or not masks:
+    if not methods or not args.masks:
         raise UsageError("--methods and --masks each need at least one name")
-    config = RunConfig(
-        methods=methods,
-        masks=masks,
-        dataset=args.dataset,
-        split=args.split,
-        data_dir=args.data_dir,
-        limit=args.limit,
-        seed=args.seed,
-        size=args.size,
-        batch_size=args.batch_size,
-        workers=args.workers if args.workers is not None else default_workers(),
-        device=args.device,
-        out=args.out,
-        save_images=args.save_images,
-        progress=not args.quiet,
-        mask_ratio=parse_ratio_range(args.mask_ratio) if args.mask_ratio else None,
-        timeout=args.timeout,
-        executor=args.executor,
-        ray_address=args.ray_address,
-    )
+    config = config_from_args(args, methods=methods)
     started = time.perf_counter()
     try:
         result = run_benchmark(config)
@@ -243,8 +222,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``benchmark`` argument parser with its subcommands."""
-    from benchmark.device import DEVICE_CHOICES  # torch-free import: --help stays fast
-
     parser = _Parser(
         prog="python -m benchmark",
         description="inpaint-bench: benchmark image-inpainting methods on deterministic masks.",
@@ -299,88 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=RUN_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p_run.add_argument(
-        "--methods",
-        required=True,
-        help="comma-separated methods (name or name:key=value), or 'all'",
-    )
-    p_run.add_argument(
-        "--masks", required=True, help="comma-separated mask generators (name or name:key=value)"
-    )
-    p_run.add_argument(
-        "--dataset",
-        default="skimage-patches",
-        help="data set: skimage-patches (offline default), cifar10, folder:PATH",
-    )
-    p_run.add_argument("--data-dir", default=None, help="where data set files live (cifar10)")
-    p_run.add_argument(
-        "--split",
-        default="test",
-        choices=["train", "test"],
-        help="which split of the data set to evaluate (default: test)",
-    )
-    p_run.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
-    p_run.add_argument("--seed", type=int, default=0, help="mask seed (default 0)")
-    p_run.add_argument(
-        "--size", type=int, default=None, help="image side in pixels (default: the data set's own)"
-    )
-    p_run.add_argument(
-        "--batch-size",
-        type=int,
-        default=None,
-        help="images per batch (default 256, fewer above 256x256 so a batch stays near 256 MiB); "
-        "results do not depend on it",
-    )
-    p_run.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        help="worker processes for the CPU work: decoding, masks, CPU methods and metrics "
-        "(default: all cores; with --executor ray: Ray CPUs of a local cluster)",
-    )
-    p_run.add_argument(
-        "--mask-ratio",
-        default=None,
-        metavar="LOW-HIGH",
-        help="only masks whose hole ratio lies in [LOW, HIGH], e.g. 0.1-0.2 (part of the run)",
-    )
-    p_run.add_argument(
-        "--timeout",
-        type=float,
-        default=600.0,
-        metavar="SECONDS",
-        help="time limit of one method on one batch; past it the batch is recorded as failed "
-        "and the run goes on (default 600; 0 = none)",
-    )
-    p_run.add_argument(
-        "--executor",
-        default="local",
-        choices=["local", "ray"],
-        help="local: this machine; ray: tasks on a Ray cluster (pip install 'inpaint-bench[ray]')",
-    )
-    p_run.add_argument(
-        "--ray-address",
-        default=None,
-        metavar="ADDR",
-        help="address of a running Ray cluster (host:port or 'auto'); default: start a local one",
-    )
-    p_run.add_argument(
-        "--device",
-        default="auto",
-        choices=DEVICE_CHOICES,
-        help="where torch methods and metrics run (default auto: CUDA when present)",
-    )
-    p_run.add_argument(
-        "--out",
-        default=None,
-        help="run folder (default: results/runs/<dataset>-<split>-s<seed>-<hash>)",
-    )
-    p_run.add_argument(
-        "--save-images",
-        action="store_true",
-        help="write original, mask and every composite as lossless PNGs",
-    )
-    p_run.add_argument("--quiet", action="store_true", help="no progress bars")
+    from benchmark.run.config import add_run_arguments
+
+    add_run_arguments(p_run)
     p_run.add_argument(
         "--strict",
         action="store_true",
@@ -393,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_run.set_defaults(func=cmd_run)
 
-    from benchmark import training
+    from benchmark import train as training
 
     p_train = sub.add_parser(
         "train",

@@ -30,7 +30,8 @@ from skimage import data
 
 import benchmark.run.pipeline as pipeline
 from benchmark.datasets.folder import FolderDataset
-from benchmark.run.runner import RunConfig, run_benchmark
+from benchmark.run.config import RunConfig
+from benchmark.run.runner import run_benchmark
 
 PHOTOS = ["astronaut", "chelsea", "coffee", "hubble_deep_field", "rocket", "retina"]
 N_PHOTOS = 48

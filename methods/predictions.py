@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.errors import ContractError, DataError, UsageError
 from benchmark.commands.export import (
     LAYOUTS,
     MANIFEST_JSON,
@@ -30,6 +29,7 @@ from benchmark.commands.export import (
     prediction_name,
     read_manifest,
 )
+from benchmark.errors import ContractError, DataError, UsageError
 from benchmark.method import METHODS, Method, from_uint8_hwc
 
 #: Per-image failure reasons of a batch: None where the image succeeded.

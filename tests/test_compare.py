@@ -11,14 +11,15 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark.cli import main
 from benchmark.commands import compare
 from benchmark.commands import gate as ci_gate
-from benchmark.cli import main
 from benchmark.errors import UsageError
 from benchmark.leaderboard import build_leaderboard
 from benchmark.method import METHODS, Method
 from benchmark.records import write_atomic, write_json
-from benchmark.run.runner import RunConfig, run_benchmark
+from benchmark.run.config import RunConfig
+from benchmark.run.runner import run_benchmark
 
 MASK_PARAMS = {"lines": {"min_lines": 1, "max_lines": 9}, "square": {"min_size": 0.125}}
 
@@ -381,13 +382,13 @@ def test_ci_gate_runs_the_configuration_then_the_gate(tmp_path, capsys, single_t
 def test_shipped_ci_configuration_is_valid():
     root = Path(__file__).resolve().parent.parent
     config = ci_gate.load_config(root / "results" / "ci.toml")
-    assert set(config["masks"]) == {"lines", "square"} and config["seed"] == 0
-    assert {"telea", "ns", "diffusion", "biharmonic", "mean", "nearest"} <= set(config["methods"])
+    assert set(config.masks) == {"lines", "square"} and config.seed == 0
+    assert {"telea", "ns", "diffusion", "biharmonic", "mean", "nearest"} <= set(config.methods)
     baseline = root / "results" / "baseline.json"
     if baseline.exists():
         side = compare.load_side(baseline, "baseline")
-        assert side.series and side.config["images"] == config["limit"]
-        assert {m for _, m in side.entries()} == set(config["methods"])
+        assert side.series and side.config["images"] == config.limit
+        assert {m for _, m in side.entries()} == set(config.methods)
 
 
 @pytest.mark.parametrize(

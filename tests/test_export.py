@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 import benchmark
-from benchmark.run import runner
+from benchmark.commands.export import MANIFEST_JSON, export
 from benchmark.datasets import build_dataset
 from benchmark.errors import DataError, UsageError
-from benchmark.commands.export import MANIFEST_JSON, export
 from benchmark.masking import build_mask
 from benchmark.method import METHODS
+from benchmark.run import runner
 
 ROOT = Path(__file__).resolve().parent.parent
 

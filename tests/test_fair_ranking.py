@@ -19,7 +19,8 @@ from benchmark.leaderboard import (
 )
 from benchmark.method import METHODS, Method
 from benchmark.records import finite
-from benchmark.run.runner import RunConfig, run_benchmark
+from benchmark.run.config import RunConfig
+from benchmark.run.runner import run_benchmark
 
 
 # -- the case through the real runner -------------------------------------------------

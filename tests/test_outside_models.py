@@ -16,9 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.commands.export_model import convention_model, export_bytes
 from benchmark.datasets import build_dataset
 from benchmark.errors import ContractError, DataError, UsageError
-from benchmark.commands.export_model import convention_model, export_bytes
 from benchmark.masking import build_mask
 from benchmark.method import METHODS, composite
 from benchmark.metrics import psnr

@@ -15,7 +15,9 @@ from benchmark.masking import MaskGenerator, build_mask
 from benchmark.method import METHODS, Method, composite
 from benchmark.metrics import compute_all
 from benchmark.records import RecordStore, read_json
-from benchmark.run.runner import MAX_BATCH, RunConfig, batch_for, run_benchmark
+from benchmark.run.config import RunConfig
+from benchmark.run.plan import MAX_BATCH, batch_for
+from benchmark.run.runner import run_benchmark
 from methods.floors import MeanFill
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -203,7 +205,7 @@ def test_a_dying_worker_is_retried_once_and_nothing_is_written_twice(tmp_path, t
 
 
 def test_workers_above_the_core_count_are_capped_with_a_warning(tmp_path, capsys):
-    from benchmark.run.runner import default_workers
+    from benchmark.run.config import default_workers
 
     result = run(tmp_path, workers=default_workers() + 7, limit=4)
     assert "warning: --workers" in capsys.readouterr().err

@@ -19,8 +19,10 @@ from benchmark.errors import UsageError
 from benchmark.masking import MASKS, MaskGenerator
 from benchmark.method import METHODS
 from benchmark.records import RecordStore, read_json
+from benchmark.run.config import RunConfig
 from benchmark.run.lock import RunLock
-from benchmark.run.runner import RunConfig, plugin_versions, run_benchmark
+from benchmark.run.provenance import plugin_versions
+from benchmark.run.runner import run_benchmark
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 ROOT = Path(__file__).resolve().parent.parent

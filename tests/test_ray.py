@@ -9,7 +9,8 @@ import pytest
 
 from benchmark.errors import UsageError
 from benchmark.records import RecordStore, read_json
-from benchmark.run.runner import RunConfig, run_benchmark
+from benchmark.run.config import RunConfig
+from benchmark.run.runner import run_benchmark
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from benchmark.method import METHODS
-from benchmark.run.runner import RunConfig, run_benchmark
+from benchmark.run.config import RunConfig
+from benchmark.run.runner import run_benchmark
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 

@@ -150,7 +150,8 @@ def test_record_store_fsyncs_at_most_once_per_interval_and_on_sync(tmp_path, mon
 
 
 def test_a_run_ends_with_its_records_synced(tmp_path, monkeypatch):
-    from benchmark.run.runner import RunConfig, run_benchmark
+    from benchmark.run.config import RunConfig
+    from benchmark.run.runner import run_benchmark
 
     calls = []
     real_sync = RecordStore.sync

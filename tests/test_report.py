@@ -13,7 +13,8 @@ import pytest
 
 from benchmark.commands import report
 from benchmark.errors import DataError, UsageError
-from benchmark.run.runner import RunConfig, run_benchmark
+from benchmark.run.config import RunConfig
+from benchmark.run.runner import run_benchmark
 
 METHODS = ["telea", "mean", "nearest"]
 

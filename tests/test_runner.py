@@ -15,7 +15,9 @@ from benchmark.datasets import TensorDataset
 from benchmark.errors import ContractError, UsageError
 from benchmark.method import Method
 from benchmark.records import RecordStore, read_json
-from benchmark.run.runner import RunConfig, run_benchmark, slugify
+from benchmark.run.artifacts import slugify
+from benchmark.run.config import RunConfig
+from benchmark.run.runner import run_benchmark
 from methods.floors import MeanFill
 
 pytestmark = pytest.mark.usefixtures("single_torch_thread")
@@ -100,13 +102,13 @@ def test_rerun_reuses_everything(tmp_path):
 
 
 def test_changed_method_code_or_weights_are_recomputed_not_reused(tmp_path, monkeypatch):
-    import benchmark.run.runner
+    import benchmark.run.plan
 
     first = run(tmp_path, methods=["telea"])
     fingerprint = records_of(first)[0]["fingerprint"]
     assert "opencv" in fingerprint and "code " in fingerprint
     monkeypatch.setattr(
-        benchmark.run.runner, "code_fingerprint", lambda method: fingerprint + " (edited)"
+        benchmark.run.plan, "code_fingerprint", lambda method: fingerprint + " (edited)"
     )
     second = run(tmp_path, methods=["telea"])
     assert second.computed == 20 and second.reused == 0

@@ -1,2 +1,5 @@
-"""Subcommands of ``python -m benchmark``: one module per command, each with ``EXAMPLES``,
-``add_arguments(parser)`` and ``run(args) -> exit code``. Imported lazily by :mod:`benchmark.cli`."""
+"""Subcommands of ``python -m benchmark``, one module each.
+
+Each module has ``EXAMPLES``, ``add_arguments(parser)`` and ``run(args) -> exit code``;
+:mod:`benchmark.cli` imports a module only when its command runs.
+"""

@@ -57,7 +57,7 @@ CSV_FIELDS = ("mask", "mask_folder", "index", "original", "masked", "mask_file",
 
 def mask_folder(mask_spec: str) -> str:
     """The folder name of a (normalised) mask spec, the run folders' rule."""
-    from benchmark.run.runner import slugify
+    from benchmark.run.artifacts import slugify
 
     return slugify(mask_spec)
 

@@ -221,7 +221,7 @@ def _masked_view(original: np.ndarray, hole: np.ndarray) -> np.ndarray:
 
 def saved_samples(run: Run, mask: str, methods: Sequence[str], indices: Sequence[int]):
     """Grid cells from the run's PNGs: ``{index: {column: png bytes or None}}``, or None."""
-    from benchmark.run.runner import slugify
+    from benchmark.run.artifacts import slugify
 
     root = run.dir / "images"
     if not (root / "_original").is_dir() or not (root / slugify(mask) / "_mask").is_dir():

@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 
+from benchmark.records import truncate_reason
 from benchmark.run.pipeline import (
     Context,
     Unit,
@@ -35,7 +36,6 @@ from benchmark.run.pipeline import (
     prepare_unit,
     run_prepared,
 )
-from benchmark.records import truncate_reason
 
 Deliver = Callable[[list[dict[str, Any]]], None]
 

@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -343,13 +342,3 @@ def unit_bytes(image_size: tuple[int, int], images: int) -> int:
     """Bytes of one float32 RGB copy of ``images`` images (the batch-memory unit)."""
     height, width = image_size
     return int(images) * int(height) * int(width) * 3 * 4
-
-
-def save_images_to(run_dir: Path) -> Callable[..., None]:
-    """A ``save_images`` callback writing lossless PNGs under ``run_dir/images``."""
-    from benchmark.run.runner import _save_images
-
-    def save(originals, masks, results, batch, mask_name, method_name, problems) -> None:
-        _save_images(run_dir, originals, masks, results, batch, mask_name, method_name, problems)
-
-    return save

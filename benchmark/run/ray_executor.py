@@ -22,11 +22,12 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from benchmark.errors import BenchmarkError, DataError, UsageError
-from benchmark.run.pipeline import Pair, Unit, failed_records
 from benchmark.records import truncate_reason
+from benchmark.run.pipeline import Pair, Unit, failed_records
 
 if TYPE_CHECKING:
-    from benchmark.run.runner import Plan, RunConfig
+    from benchmark.run.config import RunConfig
+    from benchmark.run.plan import Plan
 
 INSTALL_HINT = 'pip install "inpaint-bench[ray]"'
 #: Seconds allowed to open a TCP connection to ``--ray-address`` before calling it unreachable.
@@ -102,8 +103,8 @@ def connect(address: str | None, cpus: int) -> bool:
 
 def _plan_on_worker(config: RunConfig, run_dir: str | None):
     """The run's plan on this worker process, built once per configuration."""
-    from benchmark.run.pipeline import save_images_to
-    from benchmark.run.runner import build_plan
+    from benchmark.run.artifacts import save_images_to
+    from benchmark.run.plan import build_plan
 
     key = repr(config)
     if key not in _PLANS:
