@@ -14,22 +14,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
-from benchmark import training
+import benchmark.train.loop
+from benchmark import train as training
 from benchmark.datasets import DATASETS, TensorDataset, build_dataset
 from benchmark.errors import UsageError
 from benchmark.masking import TRAINING_STREAM, build_mask
 from benchmark.method import METHODS, Method
-from benchmark.trainable import Trainable, get_trainable, trainable_names
-from benchmark.training import (
+from benchmark.train import (
+    LR_SCHEDULES,
     TrainBatches,
     TrainConfig,
+    Trainer,
+    TrainState,
     augment,
-    learning_rate,
+    build_scheduler,
     per_image_loss,
     split_indices,
     train,
 )
+from benchmark.train.schedule import advance
+from benchmark.trainable import Trainable, get_trainable, trainable_names
 from benchmark.weights import load_tensors, tensor_digest
 from methods.unet import load_model
 
@@ -51,7 +57,7 @@ def _tiny(*, split: str = "train", size: int | None = None, data_dir=None) -> Te
 def tiny_dataset(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     DATASETS.names()  # load the built-ins first
     DATASETS.add(TINY, _tiny)
-    monkeypatch.setattr(training, "available_cores", torch.get_num_threads)
+    monkeypatch.setattr(benchmark.train.loop, "available_cores", torch.get_num_threads)
     yield
     DATASETS.remove(TINY)
 
@@ -68,6 +74,28 @@ def _config(tmp_path: Path, **changes) -> TrainConfig:
         out=str(tmp_path / "unet.safetensors"),
     )
     return TrainConfig(**(values | changes))
+
+
+def _documented_rate(schedule: str, base: float, step: int, total: int) -> float:
+    """The rate of optimisation step ``step`` (from 0) of ``total``, as ``--lr-schedule`` defines
+    it: ``constant`` keeps ``base``; ``cosine`` is ``base * 0.5 * (1 + cos(pi * step / total))``
+    (the formula the trainer computed by hand before it used torch's schedulers)."""
+    if schedule == "constant":
+        return base
+    return base * 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
+
+
+@pytest.fixture
+def step_rates() -> Iterator[list[float]]:
+    """The learning rate of every optimiser step taken during the test, in order."""
+    rates: list[float] = []
+
+    def record(optimizer: torch.optim.Optimizer, args: object, kwargs: object) -> None:
+        rates.append(optimizer.param_groups[0]["lr"])
+
+    handle = register_optimizer_step_pre_hook(record)
+    yield rates
+    handle.remove()
 
 
 def _model_state(path: Path) -> dict[str, torch.Tensor]:
@@ -111,9 +139,9 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
 
 
-@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+@pytest.mark.parametrize("schedule", LR_SCHEDULES)
 def test_ctrl_c_saves_a_checkpoint_that_resumes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, schedule: str
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, schedule: str, step_rates: list[float]
 ) -> None:
     import benchmark.metrics
 
@@ -136,20 +164,50 @@ def test_ctrl_c_saves_a_checkpoint_that_resumes(
 
     finished = train(_config(tmp_path, batch_size=4, lr_schedule=schedule, resume=True))
     assert not finished.interrupted and finished.epochs_done == 1
+    # the resumed scheduler continues at step 2: 4 steps (16 images, batches of 4) at the
+    # documented rates, none repeated or skipped
+    assert step_rates == [_documented_rate(schedule, 1e-3, step, 4) for step in range(4)]
     straight = train(_config(tmp_path / "straight", batch_size=4, lr_schedule=schedule))
     a, b = _model_state(straight.checkpoint), _model_state(finished.checkpoint)
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=0, atol=1e-6, msg=name)
 
 
-def test_cosine_schedule_decays_the_rate_and_fixes_the_epochs(tmp_path: Path) -> None:
-    rates = [learning_rate(1e-3, "cosine", step, 10) for step in range(11)]
-    assert rates[0] == 1e-3 and rates[-1] == 0 and all(a > b for a, b in zip(rates, rates[1:]))
+@pytest.mark.parametrize("schedule", LR_SCHEDULES)
+@pytest.mark.parametrize("total", [1, 7, 100])
+def test_scheduler_rates_equal_the_documented_formula_to_the_bit(schedule: str, total: int) -> None:
+    """Exact equality: torch's ``CosineAnnealingLR`` drifts from the formula by a few ulps, and
+    Adam would carry that into the weights of runs that were bit-for-bit repeatable before."""
+    param = torch.nn.Parameter(torch.zeros(3))
+    optimizer = torch.optim.Adam([param], lr=1e-3)
+    scheduler = build_scheduler(optimizer, 1e-3, schedule, total)
+    rates = []
+    for _ in range(total):
+        rates.append(optimizer.param_groups[0]["lr"])
+        param.grad = torch.ones(3)
+        optimizer.step()
+        advance(scheduler)
+    expected = [_documented_rate(schedule, 1e-3, step, total) for step in range(total)]
+    assert rates == expected
+    assert optimizer.param_groups[0]["lr"] == _documented_rate(schedule, 1e-3, total, total)
+    # a resumed run builds its scheduler after loading the optimiser, whose rate is then the
+    # checkpoint's, and positions it at the steps already done
+    for done in range(total):
+        resumed = torch.optim.Adam([param], lr=0.5)
+        build_scheduler(resumed, 1e-3, schedule, total, done_steps=done)
+        assert resumed.param_groups[0]["lr"] == expected[done]
+
+
+def test_cosine_schedule_decays_the_rate_and_fixes_the_epochs(
+    tmp_path: Path, step_rates: list[float]
+) -> None:
     straight = train(_config(tmp_path / "a", epochs=2, lr_schedule="cosine"))
     meta = load_tensors(straight.checkpoint, what="checkpoint")[1]
     total = 2 * math.ceil(meta["train_images"] / 2 / 8)  # two epochs of batches of 8
-    last_rate = meta["param_groups"][0]["lr"]
-    assert last_rate == learning_rate(1e-3, "cosine", total - 1, total) < 1e-3 / 5
+    assert step_rates == [_documented_rate("cosine", 1e-3, step, total) for step in range(total)]
+    assert step_rates[0] == 1e-3 and step_rates[-1] < 1e-3 / 5
+    assert all(a > b for a, b in zip(step_rates, step_rates[1:]))
+    assert meta["param_groups"][0]["lr"] == 0  # the checkpoint holds the rate of the next step
     assert load_model(straight.out)[1]["lr_schedule"] == "cosine"
     train(_config(tmp_path / "b", epochs=1, lr_schedule="cosine"))
     with pytest.raises(UsageError, match="same --epochs"):  # the decay would change
@@ -219,6 +277,20 @@ def test_psnr_loss_is_the_negative_per_image_psnr(tmp_path: Path) -> None:
     assert meta["loss"] == "psnr" and meta["augment"] is True and meta["validation"]["loss"] < 0
 
 
+def test_the_best_epoch_is_the_lowest_validation_loss() -> None:
+    state = TrainState()
+    improved = [
+        state.record_epoch({"epoch": epoch, "val": {"loss": loss}})
+        for epoch, loss in ((1, 3.0), (2, 2.0), (3, 2.5), (4, 2.0), (5, -1.0))
+    ]
+    assert improved == [True, True, False, False, True]  # a tie keeps the earlier epoch
+    assert (state.best_epoch, state.best_val_loss) == (5, -1.0)
+    assert state.best_record() == state.history[4] and len(state.history) == 5
+    unvalidated = TrainState()  # without validation the last epoch counts as the best
+    assert all(unvalidated.record_epoch({"epoch": epoch}) for epoch in (1, 2))
+    assert unvalidated.best_epoch == 2 and unvalidated.best_val_loss is None
+
+
 def test_validation_slice_is_disjoint_and_fixed() -> None:
     train_idx, val_idx = split_indices(100, 0.1, None, seed=0)
     assert len(val_idx) == 10 and len(train_idx) == 90
@@ -252,7 +324,7 @@ def test_cpu_precision_sets_the_convolutions_dtype(
     """``--precision mixed`` trains under bfloat16 autocast on the CPU; ``auto`` stays float32
     there. Either way the weights file is fp16 and records the choice."""
     seen: set[torch.dtype] = set()
-    original = training._Trainer.step
+    original = Trainer.step
 
     def step(self, images, masks):
         hook = self.model.head.register_forward_hook(lambda m, i, out: seen.add(out.dtype))
@@ -261,7 +333,7 @@ def test_cpu_precision_sets_the_convolutions_dtype(
         finally:
             hook.remove()
 
-    monkeypatch.setattr(training._Trainer, "step", step)
+    monkeypatch.setattr(Trainer, "step", step)
     result = train(_config(tmp_path, precision=precision))
     assert seen == {dtype}
     meta = load_model(result.out)[1]
@@ -276,9 +348,10 @@ def test_cuda_mixed_precision_epoch(tmp_path: Path) -> None:
 
 
 def test_cli_train_one_tiny_epoch(tmp_path: Path, run_cli) -> None:
-    code, _, err = run_cli("train", "--help")
-    if code != 0 or "--val-fraction" not in _:
-        pytest.skip("the CLI has no train command yet")
+    code, stdout, _ = run_cli("train", "--help")
+    assert code == 0 and training.EXAMPLES in stdout  # the package's options and examples
+    for option in ("--val-fraction", "--lr-schedule", "--resume", "--init", "--no-progress"):
+        assert option in stdout
     assert len(build_dataset("skimage-patches", "train")) > 1000
     out = tmp_path / "cli.safetensors"
     code, stdout, stderr = run_cli(
