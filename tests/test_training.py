@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -196,6 +197,24 @@ def test_scheduler_rates_equal_the_documented_formula_to_the_bit(schedule: str, 
         resumed = torch.optim.Adam([param], lr=0.5)
         build_scheduler(resumed, 1e-3, schedule, total, done_steps=done)
         assert resumed.param_groups[0]["lr"] == expected[done]
+
+
+def test_a_step_skipped_by_the_grad_scaler_still_advances_the_rate_without_a_warning() -> None:
+    """fp16 training (CUDA) skips the optimiser's step when the scaled gradients overflow, as
+    they may on the first steps; the rate follows the step number all the same, and torch's
+    warning about a scheduler stepped before its optimiser is not shown to the user."""
+    param = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.Adam([param], lr=1e-3)
+    scheduler = build_scheduler(optimizer, 1e-3, "cosine", 4)
+    scaler = torch.amp.GradScaler("cpu")
+    scaler.scale((param * 1e38).sum() * 1e38).backward()  # inf gradients: the step is skipped
+    scaler.step(optimizer)
+    scaler.update()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        advance(scheduler)
+    assert torch.equal(param.detach(), torch.ones(3)) and scaler.get_scale() < 2.0**16
+    assert optimizer.param_groups[0]["lr"] == _documented_rate("cosine", 1e-3, 1, 4)
 
 
 def test_cosine_schedule_decays_the_rate_and_fixes_the_epochs(
