@@ -22,15 +22,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark.commands.export import (
+from benchmark.errors import ContractError, DataError, UsageError
+from benchmark.method import METHODS, Method, from_uint8_hwc
+from benchmark.results.export_layout import (
     LAYOUTS,
     MANIFEST_JSON,
     mask_folder,
     prediction_name,
     read_manifest,
 )
-from benchmark.errors import ContractError, DataError, UsageError
-from benchmark.method import METHODS, Method, from_uint8_hwc
 
 #: Per-image failure reasons of a batch: None where the image succeeded.
 Problems = list[str | None]

@@ -14,6 +14,7 @@ import torch
 from benchmark.cli import main
 from benchmark.commands import compare
 from benchmark.commands import gate as ci_gate
+from benchmark.commands.sides import load_side
 from benchmark.errors import UsageError
 from benchmark.leaderboard import build_leaderboard
 from benchmark.method import METHODS, Method
@@ -67,6 +68,7 @@ def fake_run(
     write_json(
         path / "run.json",
         {
+            "identity": {**config, "version": "0.1.0"},
             "config": {"methods": methods, "masks": masks, **config, "limit": images},
             "masks": {m: {"name": m, "parameters": params.get(m, {})} for m in masks},
             "status": "complete",
@@ -226,11 +228,11 @@ def test_missing_and_corrupt_baselines_name_the_file(tmp_path):
         gate(corrupt, new)
     other = tmp_path / "other.json"
     other.write_text('{"hello": 1}')
-    with pytest.raises(UsageError, match=f"baseline '{other}' is not a usable leaderboard"):
+    with pytest.raises(UsageError, match=f"baseline '{other}' does not fit the Leaderboard schema"):
         gate(other, new)
     future = tmp_path / "future.json"
     future.write_text('{"format": 99, "tables": []}')
-    with pytest.raises(UsageError, match="unknown format 99"):
+    with pytest.raises(UsageError, match="is format 99, newer than this version reads"):
         gate(future, new)
     with pytest.raises(UsageError, match="folder without a leaderboard.json"):
         gate(new, tmp_path)
@@ -252,7 +254,8 @@ def test_malformed_entry_fields_are_one_line_errors(tmp_path):
     board["tables"][0]["entries"][0]["n"] = "x"
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(board))
-    with pytest.raises(UsageError, match="'n' must be an integer"):
+    where = r"\$.tables\[0\].entries\[0\].n"
+    with pytest.raises(UsageError, match=rf"Expected `int`, got `str` - at `{where}`"):
         gate(bad, new)
 
 
@@ -386,7 +389,7 @@ def test_shipped_ci_configuration_is_valid():
     assert {"telea", "ns", "diffusion", "biharmonic", "mean", "nearest"} <= set(config.methods)
     baseline = root / "results" / "baseline.json"
     if baseline.exists():
-        side = compare.load_side(baseline, "baseline")
+        side = load_side(baseline, "baseline")
         assert side.series and side.config["images"] == config.limit
         assert {m for _, m in side.entries()} == set(config.methods)
 
@@ -474,7 +477,7 @@ def test_nan_per_image_baseline_values_exit_2(sides, capsys):
 
     bad = edited(baseline, tmp_path / "nan.json", nan_values)  # json writes NaN tokens
     assert "NaN" in bad.read_text()
-    assert_exit_2(capsys, "compare", bad, worse, match="NaN or infinite values")
+    assert_exit_2(capsys, "compare", bad, worse, match="is not valid JSON")
 
 
 def test_all_null_per_image_values_contradicting_n_exit_2(sides, capsys):
@@ -494,8 +497,11 @@ def test_all_null_per_image_values_contradicting_n_exit_2(sides, capsys):
         (lambda d: d["per_image"]["lines"].pop("b"), "none for b/lines"),
         (lambda d: d["per_image"]["lines"]["a"].pop("ssim"), "no 'ssim' list"),
         (lambda d: d["per_image"]["lines"]["a"]["psnr"].pop(), "299 values for 300 images"),
-        (lambda d: d["per_image"]["lines"]["a"]["psnr"].__setitem__(3, "x"), "numbers or null"),
-        (lambda d: d.__setitem__("per_image", []), "'per_image' must be an object"),
+        (
+            lambda d: d["per_image"]["lines"]["a"]["psnr"].__setitem__(3, "x"),
+            "Expected `float | null`, got `str`",
+        ),
+        (lambda d: d.__setitem__("per_image", []), "got `array` - at `$.per_image`"),
     ],
 )
 def test_baseline_without_usable_per_image_section_exits_2(sides, capsys, change, match):
@@ -578,7 +584,7 @@ def test_records_that_do_not_match_the_leaderboard_exit_2(sides, capsys):
 def test_baseline_config_that_is_a_string_exits_2(sides, capsys):
     tmp_path, baseline, worse = sides
     bad = edited(baseline, tmp_path / "s.json", lambda d: d.__setitem__("config", "oops"))
-    assert_exit_2(capsys, "compare", bad, worse, match="'config' must be an object, got str")
+    assert_exit_2(capsys, "compare", bad, worse, match="got `str` - at `$.config`")
 
 
 def test_deeply_nested_json_exits_2_without_traceback(sides, capsys):
@@ -590,7 +596,7 @@ def test_deeply_nested_json_exits_2_without_traceback(sides, capsys):
     nested_config = json.loads(baseline.read_text())
     nested_config["config"]["dataset"] = json.loads("[" * 200 + "]" * 200)
     nested.write_text(json.dumps(nested_config))
-    assert_exit_2(capsys, "compare", nested, worse, match="nested deeper than")
+    assert_exit_2(capsys, "compare", nested, worse, match="at `$.config")
 
 
 def test_old_or_future_formats_exit_2_with_the_fix(sides, capsys):

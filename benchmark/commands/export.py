@@ -24,12 +24,23 @@ from __future__ import annotations
 import argparse
 import csv
 import io
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from benchmark.results.export_layout import (
+    CSV_FIELDS,
+    LAYOUTS,
+    MANIFEST_CSV,
+    MANIFEST_JSON,
+    MANIFEST_KIND,
+    file_names,
+    mask_folder,
+    prediction_name,
+    read_manifest,
+)
 
 EXAMPLES = """\
 examples:
@@ -43,44 +54,8 @@ preds/<mask>/<index>.png, then score them with the same options:
       --limit 100
 """
 
-#: Identifies an export manifest (``predictions:`` refuses to score an export folder itself).
-MANIFEST_KIND = "inpaint-bench export"
-MANIFEST_JSON = "manifest.json"
-MANIFEST_CSV = "manifest.csv"
-LAYOUTS = ("native", "lama")
 #: Fixed PNG encoder settings: the same pixels always give the same bytes.
 PNG_PARAMS = (1, 3)  # (cv2.IMWRITE_PNG_COMPRESSION, level 3); cv2 writes no time chunk
-#: Folder of the originals in the LaMa layout.
-LAMA_ORIGINALS = "_original"
-CSV_FIELDS = ("mask", "mask_folder", "index", "original", "masked", "mask_file", "mask_ratio")
-
-
-def mask_folder(mask_spec: str) -> str:
-    """The folder name of a (normalised) mask spec, the run folders' rule."""
-    from benchmark.run.artifacts import slugify
-
-    return slugify(mask_spec)
-
-
-def file_names(layout: str, folder: str, index: int) -> dict[str, str]:
-    """Relative paths of the original, masked input and mask of one (mask, image)."""
-    stem = f"{index:06d}"
-    if layout == "lama":
-        return {
-            "original": f"{LAMA_ORIGINALS}/{stem}.png",
-            "masked": f"{folder}/{stem}.png",
-            "mask_file": f"{folder}/{stem}_mask000.png",
-        }
-    return {
-        "original": f"{folder}/{stem}.png",
-        "masked": f"{folder}/{stem}_masked.png",
-        "mask_file": f"{folder}/{stem}_mask.png",
-    }
-
-
-def prediction_name(layout: str, index: int) -> str:
-    """File name (inside the mask folder) of a model's prediction for image ``index``."""
-    return f"{index:06d}_mask000.png" if layout == "lama" else f"{index:06d}.png"
 
 
 def encode_png(pixels: np.ndarray) -> bytes:
@@ -93,16 +68,6 @@ def encode_png(pixels: np.ndarray) -> bytes:
     if not ok:
         raise OSError("OpenCV could not encode a PNG")
     return data.tobytes()
-
-
-def read_manifest(directory: str | Path) -> dict[str, Any] | None:
-    """The export manifest of ``directory``, or None when it holds none."""
-    path = Path(directory) / MANIFEST_JSON
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and data.get("kind") == MANIFEST_KIND else None
 
 
 def _prepare_out(out: Path) -> None:

@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from benchmark.errors import DataError, UsageError
-from benchmark.records import read_json
+from benchmark.errors import UsageError
+from benchmark.results.schema import RunFile, read_file
 
 if TYPE_CHECKING:
     import torch
@@ -39,10 +39,7 @@ def check_run_dir(run_dir: Path, config: RunConfig) -> None:
     run_json = run_dir / "run.json"
     if not run_json.exists():
         return
-    previous = read_json(run_json, "run file")
-    previous = previous.get("identity") if isinstance(previous, dict) else None
-    if not isinstance(previous, dict):
-        raise DataError(f"run file {str(run_json)!r} has no 'identity' object; is it a run.json?")
+    previous = read_file(run_json, RunFile, "run file")["identity"]
     changed = [k for k, v in config.identity().items() if previous.get(k) != v]
     if changed:
         diffs = ", ".join(f"{k} {previous.get(k)!r} -> {config.identity()[k]!r}" for k in changed)

@@ -285,7 +285,9 @@ def config_from_args(args: argparse.Namespace, cls: type = RunConfig, **override
     """A ``cls`` (:class:`RunConfig`) from parsed ``run`` options; options not given keep
     their defaults."""
     given = {
-        f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name, None) is not None
+        f.name: getattr(args, f.name)
+        for f in fields(cls)
+        if getattr(args, f.name, None) is not None
     }
     return cls(**{**given, **overrides})
 
@@ -316,7 +318,9 @@ def _toml_value(name: str, opt: Option, annotation: str, value: Any, where: str)
     base = annotation.split("|")[0].strip()
     if base.startswith("list"):
         if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-            raise UsageError(f"{where}: {name} must be a list of names (a non-empty list), got {value!r}")
+            raise UsageError(
+                f"{where}: {name} must be a list of names (a non-empty list), got {value!r}"
+            )
         return list(value)
     if opt.parse is not None and isinstance(value, str):
         return opt.parse(value)
@@ -325,3 +329,22 @@ def _toml_value(name: str, opt: Option, annotation: str, value: Any, where: str)
         label = "number" if base == "float" else base
         raise UsageError(f"{where}: {name} must be a {label}, got {value!r}")
     return float(value) if base == "float" else value
+
+
+def command_line(recorded: Mapping[str, Any], cls: type = RunConfig) -> str:
+    """The ``python -m benchmark run`` command that reproduces a recorded configuration
+    (``run.json``'s ``config``): every option that decides or selects records, and the device,
+    whenever it is set."""
+    import shlex
+
+    words = ["python", "-m", "benchmark", "run"]
+    for f in fields(cls):
+        opt: Option = f.metadata["option"]
+        value = recorded.get(f.name)
+        wanted = opt.role in ("identity", "selection") or f.name == "device"
+        if not wanted or value is None or opt.flag == "" or isinstance(value, bool):
+            continue
+        if isinstance(value, list):
+            value = "-".join(map(str, value)) if f.name == "mask_ratio" else ",".join(value)
+        words += [_flag(f.name, opt), str(value)]
+    return shlex.join(words)

@@ -29,6 +29,7 @@ from benchmark.method import METHODS
 from benchmark.metrics import METRICS
 from benchmark.records import STATUS_OK, RecordStore, record_key, write_atomic, write_json
 from benchmark.registry import parse_spec
+from benchmark.results.schema import RUN_FORMAT, Leaderboard, RunFile, validated
 from benchmark.run.artifacts import check_run_dir, image_path, save_images_to, slugify
 from benchmark.run.config import RunConfig, default_workers
 from benchmark.run.lock import RunLock
@@ -85,6 +86,7 @@ def _run_locked(
         ctx.save_images = save_images_to(run_dir)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     run_info = {
+        "format": RUN_FORMAT,
         "identity": config.identity(),
         "config": config.to_json(batch_size=plan.batch_size, workers=workers),
         "images": count,
@@ -111,7 +113,7 @@ def _run_locked(
         "finished": None,
         "status": "running",
     }
-    write_json(run_dir / "run.json", run_info)
+    write_json(run_dir / "run.json", validated(run_info, RunFile, "run.json"))
 
     todo: dict[Pair, list[int]] = {}
     done: dict[Pair, int] = {}
@@ -159,7 +161,7 @@ def _run_locked(
             list(masks),
             {**config.identity(), "limit": config.limit, "images": count},
         )
-        write_json(run_dir / "leaderboard.json", leaderboard)
+        write_json(run_dir / "leaderboard.json", validated(leaderboard, Leaderboard, "leaderboard"))
         write_atomic(run_dir / "leaderboard.md", render_markdown(leaderboard))
         complete = len(selected) == count * len(methods) * len(masks)
         run_info.update(
@@ -169,7 +171,7 @@ def _run_locked(
             reused=reused,
             failed=counts["failed"],
         )
-        write_json(run_dir / "run.json", run_info)
+        write_json(run_dir / "run.json", validated(run_info, RunFile, "run.json"))
     return RunResult(run_dir, leaderboard, counts["computed"], reused, counts["failed"])
 
 

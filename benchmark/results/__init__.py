@@ -1,0 +1,1 @@
+"""Results files: their typed, versioned schema (:mod:`benchmark.results.schema`)."""
