@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import base64
+import copy
+import html
+import json
 import re
 from pathlib import Path
 
@@ -11,7 +14,11 @@ import cv2
 import numpy as np
 import pytest
 
+from benchmark import cli
 from benchmark.commands import report
+from benchmark.commands.report_data import Run
+from benchmark.commands.report_images import plot_data
+from benchmark.commands.report_render import environment, readable
 from benchmark.errors import DataError, UsageError
 from benchmark.run.config import RunConfig
 from benchmark.run.runner import run_benchmark
@@ -138,7 +145,7 @@ def swatch_colours(text: str, method: str) -> set[str]:
 
 
 def test_one_colour_and_one_column_order_per_method(runs):
-    run = report.Run(runs["plain"])
+    run = Run(runs["plain"])
     assert run.methods == METHODS  # the run's order, not a table's ranking
     assert len(set(run.colours.values())) == len(METHODS)
     text = report.build_report(runs["plain"], samples=2)
@@ -157,8 +164,8 @@ def test_one_colour_and_one_column_order_per_method(runs):
 def test_plot_bins_are_the_bucket_bins(runs):
     from benchmark.significance import BUCKET_EDGES
 
-    run = report.Run(runs["plain"])
-    data = report.plot_data(run)
+    run = Run(runs["plain"])
+    data = plot_data(run)
     assert [mask for mask, _, _ in data] == ["lines", "square"]
     for (_, labels, lines), table in zip(data, run.leaderboard["tables"]):
         assert labels == [b["label"] for b in table["buckets"]]
@@ -174,14 +181,15 @@ def test_plot_bins_are_the_bucket_bins(runs):
 
 def test_configuration_is_readable_and_fingerprints_are_shown(runs):
     text = report.build_report(runs["plain"], samples=0)
-    assert "[&#x27;telea&#x27;" not in text and "[&quot;" not in text  # no list reprs
+    shown = html.unescape(text)
+    assert "['telea'" not in shown and '["telea"' not in shown  # no list reprs
     assert "telea, mean, nearest" in text  # the methods of the configuration
-    board = report.Run(runs["plain"]).leaderboard
+    board = Run(runs["plain"]).leaderboard
     fingerprint = board["tables"][0]["entries"][0]["fingerprint"]
-    assert fingerprint and report._e(fingerprint) in text
+    assert fingerprint and fingerprint in shown
     assert "Methods and fingerprints" in text
-    assert report.readable(None) == "— (default)" and report.readable([1, "a"]) == "1, a"
-    assert report.readable({"radius": 3, "fast": True}) == "radius=3, fast=yes"
+    assert readable(None) == "— (default)" and readable([1, "a"]) == "1, a"
+    assert readable({"radius": 3, "fast": True}) == "radius=3, fast=yes"
 
 
 def test_report_ranks_like_the_leaderboard_and_shows_failures(tmp_path):
@@ -211,3 +219,215 @@ def test_report_ranks_like_the_leaderboard_and_shows_failures(tmp_path):
     assert "fragile †" in text and "dead †" in text and "boom ×20" in text
     assert "ranked on the 30 of 50 images that every ranked method completed" in text
     assert "verdict: fragile leads steady" in text and "unranked (–)" in text
+
+
+# -- one function composites and measures -------------------------------------------------------
+def test_recomputed_grids_are_measured_by_the_pipeline(runs, monkeypatch):
+    """The recomputation composites and measures with the pipeline's own function, once per
+    (mask, method), on the grid's images."""
+    import benchmark.run.pipeline as pipeline
+
+    real, sizes = pipeline.measure, []
+
+    def spy(originals, prediction, masks, keep=False):
+        sizes.append(len(prediction))
+        return real(originals, prediction, masks, keep)
+
+    monkeypatch.setattr(pipeline, "measure", spy)
+    report.build_report(runs["plain"], samples=2)
+    assert sizes == [2] * (2 * len(METHODS))
+
+
+def test_a_recomputed_image_that_measures_differently_is_flagged(runs, tmp_path):
+    import shutil
+
+    from benchmark.commands.report_samples import DIFFERS
+
+    changed = tmp_path / "changed"
+    shutil.copytree(runs["plain"], changed)
+    lines = (changed / "records.jsonl").read_text().splitlines()
+    for k, line in enumerate(lines):
+        record = json.loads(line)
+        if (record["method"], record["mask"], record["index"]) == ("mean", "square", 1):
+            lines[k] = json.dumps({**record, "psnr": record["psnr"] + 0.01})
+    (changed / "records.jsonl").write_text("\n".join(lines) + "\n")
+    shown = html.unescape(report.build_report(changed, samples=2))
+    assert shown.count(DIFFERS) == 1 and f"mean: {DIFFERS}" in shown
+    assert DIFFERS not in html.unescape(report.build_report(changed, samples=1))  # image 0 only
+
+
+# -- escaping -----------------------------------------------------------------------------------
+#: A method name matplotlib would take for broken TeX: the plot must draw it as written.
+TEX = "price $\\frac$"
+HOSTILE = {
+    "method": "<script>alert(1)</script>",
+    "mask": '"><img src=x onerror=alert(2)>',
+    "dataset": "<b>set</b>",
+    "config": "<i>x</i>",
+    "parameter": "<u>k</u>",
+    "value": "<s>v</s>",
+    "version": "</dl><script>",
+}
+
+
+def test_names_and_values_from_the_files_are_escaped(tmp_path):
+    """Every name and value the run's files hold is text in the report, never markup; this
+    fails if the templates are rendered without autoescaping."""
+    import markupsafe
+
+    from benchmark.leaderboard import build_leaderboard
+    from benchmark.records import write_json
+
+    methods = [HOSTILE["method"], "mean", TEX]
+    records = [
+        {"method": m, "mask": HOSTILE["mask"], "index": i, "seconds": 0.01, "status": "ok",
+         "mask_ratio": 0.05 + i / 40, "psnr": 30.0 + i + k, "ssim": 0.9, "hole_psnr": 25.0,
+         "hole_l1": 0.1}
+        for i in range(12)
+        for k, m in enumerate(methods)
+    ]  # fmt: skip
+    config = {"images": 2, "dataset": HOSTILE["dataset"]}
+    board = build_leaderboard(records, methods, [HOSTILE["mask"]], config)
+    write_json(tmp_path / "leaderboard.json", board)
+    parameters = {HOSTILE["parameter"]: HOSTILE["value"]}
+    info: dict = {"identity": {}, "status": "complete", "config": {"note": HOSTILE["config"]}}
+    info["versions"] = {"torch": HOSTILE["version"]}
+    info["methods"] = {HOSTILE["method"]: {"parameters": parameters}}
+    write_json(tmp_path / "run.json", info)
+    text = report.build_report(tmp_path, samples=2)
+    check_self_contained(text)
+    for raw in HOSTILE.values():
+        assert raw not in text
+        assert str(markupsafe.escape(raw)) in text  # shown, as text
+    # the grid's error (the mask's name is malformed) quotes the name, escaped too
+    assert "cannot be recomputed here: UsageError: malformed name" in text
+    assert TEX in text and len(embedded_pngs(text)) == 1  # the plot, with TEX in its legend
+
+
+def test_every_method_keeps_its_swatch_whatever_its_name(tmp_path):
+    """A name with spaces, a display name (``name=``) and the table's marks keep the colour."""
+    from benchmark.leaderboard import build_leaderboard
+    from benchmark.records import write_json
+
+    methods = [TEX, "predictions:name=lama,path=out/lama", "mean"]
+    records = [
+        {"method": m, "mask": "lines", "index": i, "seconds": 0.01, "status": "ok",
+         "mask_ratio": 0.05, "psnr": 30.0 + i % 3 + k / 100, "ssim": 0.9, "hole_psnr": 25.0,
+         "hole_l1": 0.1}
+        for i in range(12)
+        for k, m in enumerate(methods)
+    ]  # fmt: skip
+    records[-1] = {**records[-1], "status": "failed: boom"}  # mean: incomplete (†)
+    write_json(tmp_path / "leaderboard.json", build_leaderboard(records, methods, ["lines"], {}))
+    text = report.build_report(tmp_path, samples=0)
+    colours = Run(tmp_path).colours
+    board = text[text.index('id="leaderboard"') : text.index('id="samples"')]
+    assert "mean ≈ †" in board or "mean †" in board
+    for method, shown in zip(methods, [TEX, "lama", "mean"]):
+        assert swatch_colours(board, shown) == {colours[method]}, method
+
+
+def test_every_template_is_autoescaped():
+    """Autoescaping is chosen by template name: every shipped template gets it (a plain
+    ``select_autoescape(["html"])`` would miss the ``*.html.j2`` names)."""
+    env = environment()
+    names = env.list_templates()
+    assert {"report.html.j2", "macros.html.j2"} <= set(names)
+    assert all(env.autoescape(name) is True for name in names)
+
+
+# -- tampered or foreign files: one line, exit 1 --------------------------------------------------
+def _entry(board):
+    return board["tables"][0]["entries"][0]
+
+
+def _set(path, value):
+    def change(board):
+        *keys, last = path(board)
+        target = board
+        for key in keys:
+            target = target[key]
+        target[last] = value
+        return board
+
+    return change
+
+
+def _nested(levels: int):
+    value: object = "deep"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+BOARD_CHANGES = {
+    "a list": lambda b: [],
+    "tables not a list": lambda b: {"format": 3, "tables": 3},
+    "no format": lambda b: {k: v for k, v in b.items() if k != "format"},
+    "a later format": _set(lambda b: ["format"], 99),
+    "a table not an object": _set(lambda b: ["tables", 0], 3),
+    "an entry without a method": lambda b: _entry(b).pop("method") and b,
+    "a mean as text": _set(lambda b: ["tables", 0, "entries", 0, "metrics", "psnr", "mean"], "x"),
+    "a mean without its interval": _set(
+        lambda b: ["tables", 0, "entries", 0, "metrics", "psnr", "ci_low"], None
+    ),
+    "a negative count": _set(lambda b: ["tables", 0, "entries", 0, "n"], -1),
+    "a verdict without numbers": _set(lambda b: ["tables", 0, "verdict", "psnr", "mean"], None),
+    "bucket methods as a list": _set(lambda b: ["tables", 0, "buckets", 0, "methods"], []),
+    "a comparison without b": lambda b: b["tables"][0]["comparisons"][0].pop("b") and b,
+    "images as text": _set(lambda b: ["config", "images"], "many"),
+    "a deeply nested data set": _set(lambda b: ["config", "dataset"], _nested(900)),
+}
+RUN_CHANGES = {
+    "a list": lambda r: [],
+    "config as a list": _set(lambda r: ["config"], []),
+    "a method described by a number": _set(lambda r: ["methods", "telea"], 3),
+    "image size as text": _set(lambda r: ["image_size"], "32x32"),
+    "deeply nested versions": _set(lambda r: ["versions", "torch"], _nested(900)),
+}
+
+
+def report_exit(run_dir: Path, capsys) -> tuple[int, str]:
+    code = cli.main(["report", str(run_dir), "--samples", "0", "--out", str(run_dir / "r.html")])
+    captured = capsys.readouterr()
+    assert captured.out == "" and not (run_dir / "r.html").exists()
+    return code, captured.err
+
+
+@pytest.fixture
+def run_copy(runs, tmp_path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(runs["plain"], tmp_path / "run"))
+
+
+@pytest.mark.parametrize("change", list(BOARD_CHANGES), ids=list(BOARD_CHANGES))
+def test_a_tampered_leaderboard_is_one_line_and_exit_1(run_copy, capsys, change):
+    path = run_copy / "leaderboard.json"
+    board = BOARD_CHANGES[change](copy.deepcopy(json.loads(path.read_text())))
+    path.write_text(json.dumps(board))
+    code, err = report_exit(run_copy, capsys)
+    assert code == 1
+    assert err.startswith(f"error: leaderboard {str(path)!r} ") and err.count("\n") == 1, err
+
+
+def test_a_truncated_leaderboard_is_one_line_and_exit_1(run_copy, capsys):
+    path = run_copy / "leaderboard.json"
+    path.write_text(path.read_text()[:500])
+    code, err = report_exit(run_copy, capsys)
+    assert code == 1 and "is not valid JSON" in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("change", list(RUN_CHANGES), ids=list(RUN_CHANGES))
+def test_a_tampered_run_file_is_one_line_and_exit_1(run_copy, capsys, change):
+    path = run_copy / "run.json"
+    path.write_text(json.dumps(RUN_CHANGES[change](json.loads(path.read_text()))))
+    code, err = report_exit(run_copy, capsys)
+    assert code == 1
+    assert err.startswith(f"error: run file {str(path)!r} ") and err.count("\n") == 1, err
+
+
+def test_the_untampered_copy_reports(run_copy, capsys):
+    """The tampering tests' precondition: their run folder reports when left alone."""
+    code = cli.main(["report", str(run_copy), "--samples", "0"])
+    assert code == 0 and (run_copy / "report.html").exists(), capsys.readouterr().err

@@ -1,0 +1,154 @@
+"""The report's sample grids: the same first images for every mask, from the run's saved PNGs
+or, when the run was made without ``--save-images``, recomputed through the registries and the
+pipeline's own :func:`~benchmark.run.pipeline.measure` (the composite the run measured)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from benchmark.commands.report_data import Run
+from benchmark.commands.report_images import encode_png, masked_view, read_png
+
+#: Grid cells: ``{index: {column: png bytes, or None where the method failed}}``.
+Cells = dict[int, dict[str, bytes | None]]
+
+#: The note on a method whose recomputed images do not measure like the run's records.
+DIFFERS = (
+    "recomputed images differ from the measured ones (the method changed since the run, or its "
+    "output depends on the other images of its batch)"
+)
+
+
+@dataclass
+class SampleGrid:
+    """One mask's grid: rows of images, where they came from, and per-method warnings."""
+
+    indices: list[int]
+    columns: list[str]
+    cells: Cells = field(default_factory=dict)
+    source: str = ""
+    notes: dict[str, str] = field(default_factory=dict)
+    error: str | None = None  # why there are no images at all
+
+
+def saved_samples(
+    run: Run, mask: str, methods: Sequence[str], indices: Sequence[int]
+) -> Cells | None:
+    """Grid cells from the run's PNGs, or None when the run did not save them all."""
+    from benchmark.run.artifacts import slugify
+
+    root = run.dir / "images"
+    if not (root / "_original").is_dir() or not (root / slugify(mask) / "_mask").is_dir():
+        return None
+    cells: Cells = {}
+    for index in indices:
+        name = f"{index:06d}.png"
+        original = read_png(root / "_original" / name)
+        hole = read_png(root / slugify(mask) / "_mask" / name, gray=True)
+        if original is None or hole is None:
+            return None
+        row: dict[str, bytes | None] = {
+            "original": (root / "_original" / name).read_bytes(),
+            "masked input": encode_png(masked_view(original, hole > 127)),
+        }
+        for method in methods:
+            path = root / slugify(mask) / slugify(method) / name
+            row[method] = path.read_bytes() if path.exists() else None
+        cells[index] = row
+    return cells
+
+
+def recomputed_samples(
+    run: Run, mask: str, methods: Sequence[str], indices: Sequence[int]
+) -> tuple[Cells, dict[str, str]]:
+    """Grid cells recomputed through the registries, and warnings (method -> text)."""
+    import torch
+
+    from benchmark.checks import prediction_to_cpu
+    from benchmark.datasets import build_dataset
+    from benchmark.masking import build_mask
+    from benchmark.method import METHODS, to_uint8_hwc
+    from benchmark.run.pipeline import measure
+
+    config = run.config
+    dataset = build_dataset(
+        config.get("dataset", "skimage-patches"),
+        config.get("split", "test"),
+        config.get("size"),
+        config.get("data_dir"),
+    )
+    originals = dataset.images(list(indices))
+    height, width = originals.shape[-2:]
+    ratio = config.get("mask_ratio")
+    holes = build_mask(mask).batch(
+        list(indices), height, width, int(config.get("seed", 0)), tuple(ratio) if ratio else None
+    )
+    masked = originals.masked_fill(holes, 0.0)
+    originals_u8 = to_uint8_hwc(originals)
+    holes_np = holes[:, 0].numpy()
+    cells: Cells = {
+        index: {
+            "original": encode_png(originals_u8[j]),
+            "masked input": encode_png(masked_view(originals_u8[j], holes_np[j])),
+        }
+        for j, index in enumerate(indices)
+    }
+    notes: dict[str, str] = {}
+    for method_name in methods:
+        try:
+            method = METHODS.build(method_name)
+            method.to(torch.device("cpu"))
+            indexed = getattr(method, "inpaint_indexed", None)  # e.g. predictions:DIR
+            with torch.no_grad():
+                if callable(indexed):
+                    output = indexed(masked.clone(), holes.clone(), list(indices), mask)
+                else:
+                    output = method.inpaint(masked.clone(), holes.clone())
+            if isinstance(output, tuple):  # (predictions, per-image failure reasons)
+                output = output[0]
+            values, result = measure(originals, prediction_to_cpu(output, masked), holes, True)
+        except Exception as exc:  # a method that cannot run here: say so in its column
+            notes[method_name] = f"not recomputed: {type(exc).__name__}: {exc}"
+            for index in indices:
+                cells[index][method_name] = None
+            continue
+        results_u8 = to_uint8_hwc(result)
+        for j, index in enumerate(indices):
+            cells[index][method_name] = encode_png(results_u8[j])
+        if _differs(run, mask, method_name, indices, values["psnr"]):
+            notes[method_name] = DIFFERS
+    return cells, notes
+
+
+def _differs(
+    run: Run, mask: str, method: str, indices: Sequence[int], psnr: Sequence[float]
+) -> bool:
+    """Whether a recomputed PSNR is more than 1e-3 dB from the run's record of that image."""
+    recorded = run.series.get((mask, method))
+    if recorded is None:
+        return False
+    for index, value in zip(indices, psnr):
+        where = np.flatnonzero(recorded["index"] == index)
+        if len(where) and abs(recorded["psnr"][where[0]] - value) > 1e-3:
+            return True
+    return False
+
+
+def sample_grid(run: Run, mask: str, methods: Sequence[str], samples: int) -> SampleGrid:
+    """The grid of the first ``samples`` images of ``mask``: saved PNGs, else recomputed."""
+    grid = SampleGrid(list(range(min(samples, run.images))), ["original", "masked input", *methods])
+    if not grid.indices:
+        return grid
+    saved = saved_samples(run, mask, methods, grid.indices)
+    if saved is not None:
+        grid.cells, grid.source = saved, "saved PNGs of the run"
+        return grid
+    try:
+        grid.cells, grid.notes = recomputed_samples(run, mask, methods, grid.indices)
+        grid.source = "recomputed (the run was made without --save-images)"
+    except Exception as exc:  # data set or mask no longer available
+        grid.error = f"{type(exc).__name__}: {exc}"
+    return grid
