@@ -13,9 +13,9 @@ from benchmark.checks import invalid_images, prediction_to_cpu
 from benchmark.datasets import TensorDataset, build_dataset
 from benchmark.masking import MaskGenerator, build_mask
 from benchmark.method import METHODS, Method, composite
-from benchmark.metrics import compute_all
 from benchmark.records import RecordStore, read_json
 from benchmark.run.config import RunConfig
+from benchmark.run.pipeline import measure
 from benchmark.run.plan import MAX_BATCH, batch_for
 from benchmark.run.runner import run_benchmark
 from methods.floors import MeanFill
@@ -64,8 +64,7 @@ def mask_major_reference(methods, masks, limit, batch_size, seed=0) -> dict[tupl
                     method.inpaint(masked.clone(), drawn.clone()), masked
                 )
                 problems = invalid_images(prediction)
-                result = composite(originals, torch.nan_to_num(prediction).clamp_(0, 1), drawn)
-                values = {k: v.tolist() for k, v in compute_all(result, originals, drawn).items()}
+                values, _ = measure(originals, prediction, drawn)
                 ratios = drawn.flatten(1).float().mean(1).tolist()
                 for j, index in enumerate(batch):
                     record = {"mask_ratio": ratios[j]}
