@@ -13,7 +13,17 @@ from abc import ABC, abstractmethod
 import numpy as np
 import torch
 
+from benchmark.images import from_uint8_hwc, to_uint8_hwc
 from benchmark.registry import Registry
+
+__all__ = [
+    "METHODS",
+    "Method",
+    "PerImageMethod",
+    "composite",
+    "from_uint8_hwc",
+    "to_uint8_hwc",
+]
 
 
 class Method(ABC):
@@ -81,20 +91,6 @@ class PerImageMethod(Method):
             for k, image in enumerate(images, start=start):
                 filled[k] = self.inpaint_image(image, holes[k])
         return from_uint8_hwc(filled)
-
-
-def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:
-    """``float (N, 3, H, W)`` in [0, 1] -> contiguous ``uint8 (N, H, W, 3)``, rounded."""
-    scaled = images.detach().to("cpu").mul(255).round_().clamp_(0, 255).to(torch.uint8)
-    return np.ascontiguousarray(scaled.permute(0, 2, 3, 1).numpy())
-
-
-def from_uint8_hwc(images: np.ndarray) -> torch.Tensor:
-    """``uint8 (N, H, W, 3)`` -> ``float32 (N, 3, H, W)`` in [0, 1]."""
-    n, h, w, c = images.shape
-    planes = torch.empty((n, c, h, w), dtype=torch.float32)  # contiguous: what metrics read
-    planes.copy_(torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2))
-    return planes.div_(255)
 
 
 METHODS: Registry[Method] = Registry(

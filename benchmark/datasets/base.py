@@ -18,7 +18,7 @@ import torch
 
 from benchmark.errors import UsageError
 from benchmark.fingerprint import source_hash
-from benchmark.method import from_uint8_hwc
+from benchmark.images import from_uint8_hwc
 from benchmark.registry import Registry, Spec, parse_spec
 
 SPLITS = ("train", "test")

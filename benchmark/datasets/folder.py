@@ -28,7 +28,7 @@ from PIL import Image
 from benchmark.datasets.base import DATASETS, SPLITS, Dataset, resolve_size
 from benchmark.errors import DataError, UsageError
 from benchmark.fingerprint import source_hash
-from benchmark.method import from_uint8_hwc
+from benchmark.images import from_uint8_hwc
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_SIZE = 128

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 
+from benchmark.names import slugify
 from benchmark.results.schema import Manifest, validated
 
 #: Identifies an export manifest (``predictions:`` refuses to score an export folder itself).
@@ -26,8 +27,6 @@ CSV_FIELDS = ("mask", "mask_folder", "index", "original", "masked", "mask_file",
 
 def mask_folder(mask_spec: str) -> str:
     """The folder name of a (normalised) mask spec, the run folders' rule."""
-    from benchmark.run.artifacts import slugify
-
     return slugify(mask_spec)
 
 

@@ -7,12 +7,12 @@ torch nor OpenCV at import time.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from benchmark.errors import UsageError
+from benchmark.names import slugify
 from benchmark.results.schema import RunFile, read_file
 
 if TYPE_CHECKING:
@@ -22,11 +22,6 @@ if TYPE_CHECKING:
 
 #: Files of a run folder (the gate deletes them before it runs again).
 RUN_FILES = ("records.jsonl", "leaderboard.json", "leaderboard.md", "run.json")
-
-
-def slugify(text: str) -> str:
-    """A file-name-safe version of a spec (``lines:max_lines=8`` -> ``lines_max_lines-8``)."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text.replace("=", "-")).strip("_") or "x"
 
 
 def image_path(run_dir: Path, *parts: str) -> Path:

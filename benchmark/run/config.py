@@ -220,7 +220,7 @@ class RunConfig:
         """``--out`` if given, else ``results/runs/<dataset>-<split>-s<seed>-<hash>``."""
         if self.out:
             return Path(self.out)
-        from benchmark.run.artifacts import slugify
+        from benchmark.names import slugify
 
         identity = self.identity()
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()

@@ -1,0 +1,104 @@
+"""``python -m benchmark list``: registered methods, masks, data sets and metrics, with their
+parameters, origin and a one-line description."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import re
+
+from benchmark.registry import Registry
+
+EXAMPLES = """\
+examples:
+  python -m benchmark list
+  python -m benchmark list methods
+  python -m benchmark list masks
+
+Each entry shows its parameters with their defaults (set them as name:key=value) and where it
+comes from: [built-in], or the plug-in package and version that declares it.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``list``."""
+    parser.add_argument(
+        "kind",
+        nargs="?",
+        choices=["methods", "masks", "datasets", "metrics"],
+        help="list only this kind (default: all four)",
+    )
+
+
+def _registries() -> dict[str, Registry]:
+    from benchmark.datasets import DATASETS
+    from benchmark.masking import MASKS
+    from benchmark.method import METHODS
+    from benchmark.metrics import METRICS
+
+    return {"methods": METHODS, "masks": MASKS, "datasets": DATASETS, "metrics": METRICS}
+
+
+def plain(text: str) -> str:
+    """Docstring markup as plain text: roles and backticks dropped, whitespace on one line.
+
+    >>> plain("Uses :class:`~benchmark.method.Method` and ``min_lines``..``max_lines``.")
+    'Uses Method and min_lines..max_lines.'
+    """
+    text = re.sub(r":[\w:.-]+:`~[\w.]*?\.?(\w+)`", r"\1", text)  # :class:`~a.b.C` -> C
+    text = re.sub(r":[\w:.-]+:`([^`]*)`", r"\1", text)  # :func:`a.b` -> a.b
+    return " ".join(text.replace("`", "").split())
+
+
+def summary(obj: object) -> str:
+    """The first paragraph of ``obj``'s docstring as one plain line."""
+    doc = inspect.getdoc(obj) or ""
+    return plain(doc.strip().split("\n\n")[0])
+
+
+_DIRECTION = {True: "↑", False: "↓", None: " "}
+
+
+def _metric_line(name: str, registry: Registry) -> str:
+    from benchmark import metrics
+
+    metric = registry.get(name)()
+    compute = metric.compute
+    if getattr(compute, "__name__", "") == "<lambda>":  # the definition is the named function
+        compute = getattr(metrics, name, compute)
+    arrow = _DIRECTION.get(metric.higher_is_better, " ")
+    line = f"  {name} {arrow} [{registry.origin(name)}]: {metric.label}"
+    definition = summary(compute)
+    return f"{line}. {definition}" if definition else line
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print registered names with parameters, origin and a one-line description."""
+    registries = _registries()
+    kinds = [args.kind] if args.kind else list(registries)
+    hidden = {"split", "size", "data_dir"}  # given by run's own options, not name:key=value
+    for kind in kinds:
+        registry = registries[kind]
+        if kind == "metrics":
+            print("metrics (↑ higher is better, ↓ lower is better, blank: descriptive):")
+            for name in registry.names():
+                print(_metric_line(name, registry))
+            continue
+        print(f"{kind}:")
+        for name in registry.names():
+            factory = registry.get(name)
+            params = ", ".join(
+                f"{k}={v!r}" for k, v in registry.parameters(name).items() if k not in hidden
+            )
+            line = f"  {name}"
+            if params:
+                line += f" ({params})"
+            line += f" [{registry.origin(name)}]"
+            description = summary(factory)
+            if description:
+                line += f": {description}"
+            print(line)
+            slow_note = plain(str(getattr(factory, "slow_note", "") or ""))
+            if slow_note:
+                print(f"      slow: {slow_note}")
+    return 0

@@ -1,0 +1,107 @@
+"""``python -m benchmark run``: evaluate methods on masks and print one leaderboard per mask.
+
+Its options are the fields of :class:`benchmark.run.config.RunConfig` (the one options table),
+plus the display options below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from benchmark.errors import BenchmarkError, UsageError
+from benchmark.registry import BUILTIN, PluginWarning, Registry
+
+EXAMPLES = """\
+examples:
+  python -m benchmark run --methods telea,ns,diffusion,mean --masks lines,square --limit 500
+  python -m benchmark run --methods all --masks lines,square
+  python -m benchmark run --methods telea:radius=5 --masks lines:max_lines=4 --seed 1
+  python -m benchmark run --methods telea --masks square --dataset cifar10 --data-dir ~/data
+  python -m benchmark run --methods ns --masks lines --dataset folder:photos --size 64
+
+A rerun of the same command reuses finished records in the run folder and computes the rest.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``run``: the run options table, then how the result is shown."""
+    from benchmark.run.config import add_run_arguments
+
+    add_run_arguments(parser)
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 when any image failed (after writing every result file)",
+    )
+    parser.add_argument(
+        "--buckets",
+        action="store_true",
+        help="also print mean PSNR per mask-ratio bin (NVIDIA bins) for every mask",
+    )
+
+
+def _expand_methods(specs: list[str]) -> list[str]:
+    from benchmark.method import METHODS
+
+    if specs == ["all"]:  # every method that runs without a user's file (not onnx:, predictions:)
+        return [
+            name
+            for name in METHODS.names()
+            if not getattr(METHODS.get(name), "requires_path", False) and _buildable(METHODS, name)
+        ]
+    if "all" in specs:
+        raise UsageError("--methods all cannot be combined with other names")
+    return specs
+
+
+def _buildable(registry: Registry, name: str) -> bool:
+    """Built-ins always count; a plug-in that cannot be built (abstract, or its constructor
+    fails) is skipped with a one-line warning and recorded in ``failed_plugins``.
+
+    Building a plug-in here and again in the run costs its construction twice; it is the only
+    way to learn that ``--methods all`` would otherwise stop on it.
+    """
+    if registry.origin(name) == BUILTIN:
+        return True
+    try:
+        registry.build(name)
+    except BenchmarkError as exc:
+        registry.failed_plugins[name] = str(exc)
+        warnings.warn(f"skipped: {exc}", PluginWarning, stacklevel=2)
+        return False
+    return True
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark and print one leaderboard table per mask type."""
+    import time
+
+    from benchmark.leaderboard import failure_lines, render_console, run_summary
+    from benchmark.run.config import config_from_args
+    from benchmark.run.runner import run_benchmark
+
+    methods = _expand_methods(args.methods)
+    if not methods or not args.masks:
+        raise UsageError("--methods and --masks each need at least one name")
+    config = config_from_args(args, methods=methods)
+    started = time.perf_counter()
+    try:
+        result = run_benchmark(config)
+    except KeyboardInterrupt:
+        print(
+            "interrupted: finished records are saved; rerun the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+    seconds = time.perf_counter() - started
+    print(render_console(result.leaderboard, buckets=args.buckets))
+    print(run_summary(result.computed, result.reused, seconds, result.run_dir))
+    failures = failure_lines(result.leaderboard, result.run_dir / "records.jsonl")
+    for line in failures:
+        print(line, file=sys.stderr)
+    if failures and args.strict:
+        print("error: --strict: some images failed (see above); exit 1", file=sys.stderr)
+        return 1
+    return 0
