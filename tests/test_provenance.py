@@ -121,19 +121,35 @@ def test_every_record_carries_the_provenance_of_run_json(tmp_path):
 def test_plugin_packages_are_named_with_their_versions():
     from importlib.metadata import version
 
-    import tqdm
-
     class FromTqdm:
         pass
 
-    FromTqdm.__module__ = "tqdm.fake"
+    class FromNowhere:
+        pass
+
+    FromTqdm.__module__ = "tqdm.fake"  # an installed distribution
+    FromNowhere.__module__ = "no_such_distribution.plugin"  # a module no package declares
     METHODS.add("test-from-tqdm", FromTqdm)
+    METHODS.add("test-from-nowhere", FromNowhere)
     try:
-        found = plugin_versions({"test-from-tqdm": "test-from-tqdm", "telea": "telea"}, METHODS)
+        found = plugin_versions(
+            {
+                "test-from-tqdm": "test-from-tqdm",
+                "test-from-nowhere": "test-from-nowhere",
+                "telea": "telea",
+            },
+            METHODS,
+        )
     finally:
         METHODS.remove("test-from-tqdm")
-    assert found == {"method test-from-tqdm": {"package": "tqdm", "version": version("tqdm")}}
-    assert tqdm  # the module the fake entry claims to come from
+        METHODS.remove("test-from-nowhere")
+    assert found == {
+        "method test-from-tqdm": {"package": "tqdm", "version": version("tqdm")},
+        "method test-from-nowhere": {
+            "package": "(module no_such_distribution.plugin)",
+            "version": "",
+        },
+    }  # telea is built in: not a plug-in, not listed
 
 
 def test_plugins_that_failed_to_load_are_recorded_as_skipped(tmp_path, monkeypatch):

@@ -174,8 +174,13 @@ def test_method_predicts_full_images_and_composite_keeps_known_pixels(
     prediction = method.inpaint(masked, mask)
     assert prediction.shape == images.shape and prediction.dtype == torch.float32
     assert 0 <= float(prediction.min()) and float(prediction.max()) <= 1
+    hole = mask.expand_as(images)
+    assert float(prediction[hole].mean()) > 0.02  # the holes are filled, not left black
+    # the prediction depends only on the known pixels: garbage in the holes changes nothing
+    garbage = masked.masked_fill(mask, 0.0) + hole * torch.rand_like(masked)
+    torch.testing.assert_close(method.inpaint(garbage.clamp(0, 1), mask), prediction)
     result = composite(images, prediction, mask)
-    assert torch.equal(result[~mask.expand_as(images)], images[~mask.expand_as(images)])
+    assert torch.equal(result[~hole], images[~hole])
 
     monkeypatch.setattr("methods.unet.INFERENCE_CHUNK", 2)  # chunking changes nothing
     torch.testing.assert_close(method.inpaint(masked, mask), prediction)

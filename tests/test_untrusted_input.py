@@ -573,10 +573,20 @@ def test_bad_method_parameter_is_a_one_line_usage_error(spec: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "spec", ["telea:radius=1", "ns:radius=100", "diffusion:tol=1e-7", "diffusion:tol=0.5"]
+    "spec, attribute, value",
+    [
+        ("telea:radius=1", "radius", 1),
+        ("ns:radius=100", "radius", 100),
+        ("diffusion:tol=1e-7", "tol", 1e-7),
+        ("diffusion:tol=0.5", "tol", 0.5),
+    ],
 )
-def test_method_parameters_at_the_limits_are_accepted(spec: str) -> None:
-    METHODS.build(spec)
+def test_method_parameters_at_the_limits_are_accepted(spec: str, attribute: str, value) -> None:
+    """A limit value is accepted and reaches the method unchanged (not clamped, not replaced
+    by the default)."""
+    method = METHODS.build(spec)
+    assert getattr(method, attribute) == value
+    assert getattr(METHODS.build(spec.split(":")[0]), attribute) != value  # not the default
 
 
 def test_opencv_rounds_the_radius() -> None:
