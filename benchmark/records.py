@@ -20,9 +20,6 @@ from typing import Any
 from benchmark.errors import DataError
 
 STATUS_OK = "ok"
-REQUIRED_FIELDS = ("method", "mask", "index", "status")
-#: Fields that must hold text when present (the identity of a record and its status).
-TEXT_FIELDS = ("method", "mask", "status", "fingerprint")
 #: Longest failure reason stored in a record (exception messages can be megabytes long).
 REASON_LIMIT = 300
 #: :meth:`RecordStore.append` calls ``fsync`` at most this often (seconds).
@@ -141,19 +138,20 @@ def record_key(record: dict[str, Any]) -> tuple[str, str, str, int]:
 
 
 def check_record(record: Any) -> None:
-    """Raise ``ValueError`` unless ``record`` is an object with a well-typed identity.
+    """Raise ``ValueError`` unless ``record`` fits the record schema
+    (:class:`benchmark.results.schema.Record`): text ``method``, ``mask``, ``status`` and
+    ``fingerprint``, a non-negative integer ``index`` (not a float, not a bool), ``seconds`` >= 0
+    and ``mask_ratio`` in [0, 1] when present."""
+    import msgspec
 
-    ``method``, ``mask``, ``status`` (and ``fingerprint`` when present) must be text, ``index``
-    a non-negative integer (not a float, not a bool).
-    """
-    if not isinstance(record, dict) or any(f not in record for f in REQUIRED_FIELDS):
-        raise ValueError(f"expected an object with fields {', '.join(REQUIRED_FIELDS)}")
-    for field in TEXT_FIELDS:
-        if field in record and not isinstance(record[field], str):
-            raise ValueError(f"{field} must be text, got {type(record[field]).__name__}")
-    index = record["index"]
-    if type(index) is not int or index < 0:
-        raise ValueError(f"index must be a non-negative integer, got {truncate_reason(index, 40)}")
+    from benchmark.results.schema import Record
+
+    if not isinstance(record, dict):
+        raise ValueError(f"expected an object, got {type(record).__name__}")
+    try:
+        msgspec.convert(record, Record, strict=True)
+    except msgspec.ValidationError as exc:
+        raise ValueError(truncate_reason(exc, 200)) from None
 
 
 class RecordStore:
