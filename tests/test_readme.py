@@ -372,8 +372,10 @@ def test_the_cli_reference_shows_every_subcommand_and_option():
     reference = _load(DOCS / "hooks.py").cli_reference()
     parser = build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"run", "train", "gate", "export-model"} <= set(subparsers.choices)
     for name, sub in subparsers.choices.items():
         assert f"{{#{name}}}" in reference, name
+        assert len(sub._actions) > 1, f"{name}: the parser was built without its options"
         section = reference.split(f"{{#{name}}}")[1].split("\n## ")[0]
         for action in sub._actions:
             for option in action.option_strings:
