@@ -6,12 +6,14 @@ appending its module to the import list below.
 
 from methods import (
     biharmonic,
+    diffusers_inpaint,
     diffusion,
     exported,
     floors,
     opencv,
     pconv,
     predictions,
+    repaint,
     tv,
     unet,
     xphoto,
@@ -19,12 +21,14 @@ from methods import (
 
 __all__ = [
     "biharmonic",
+    "diffusers_inpaint",
     "diffusion",
     "exported",
     "floors",
     "opencv",
     "pconv",
     "predictions",
+    "repaint",
     "tv",
     "unet",
     "xphoto",
