@@ -53,12 +53,12 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.fixture(scope="module")
 def features(seeded: dict) -> dict:
     """Inception features of the FID sets, in both modes (the costly part: 32 forward passes)."""
-    network = inception.FIDInceptionV3.from_file(seeded["weights"][INCEPTION])
     images = {
         name: fixtures.read_images(seeded["sets"][f"fid_{name}"]) for name in ("real", "fake")
     }
+    lookup = {"weights_dir": seeded["dir"], "allow_unverified": True, "download": False}
     return {
-        (mode, name): inception.features(images[name], mode=mode, network=network)
+        (mode, name): inception.features(images[name], mode=mode, **lookup)
         for mode in inception.MODES
         for name in images
     }
@@ -134,6 +134,36 @@ def test_inception_features_equal_pytorch_fid(features: dict) -> None:
         total = features[("pytorch-fid", name)].double().sum().item()
         assert total == pytest.approx(GOLDEN["features"][f"{name}_sum"], rel=1e-5)
     assert features[("pytorch-fid", "real")].shape == (fixtures.FID_SHAPE[0], 2048)
+
+
+@pytest.mark.slow
+def test_folded_batch_norms_keep_the_features(seeded: dict, features: dict) -> None:
+    """The cached model folds its batch norms; the plain network gives the same features."""
+    plain = inception.FIDInceptionV3.from_file(seeded["weights"][INCEPTION])
+    images = fixtures.read_images(seeded["sets"]["fid_real"][:2])
+    expected = inception.features(images, network=plain)
+    torch.testing.assert_close(
+        features[("pytorch-fid", "real")][:2], expected, rtol=1e-4, atol=1e-5
+    )
+    assert not any(
+        isinstance(m, torch.nn.BatchNorm2d)
+        for m in inception.model(seeded["dir"], allow_unverified=True, download=False).modules()
+    )
+
+
+def test_weight_files_are_hashed_once_until_they_change(
+    tmp_path: Path, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+    original = weights.sha256_of
+    monkeypatch.setattr(weights, "sha256_of", lambda path: calls.append(path) or original(path))
+    (tmp_path / "alex.pth").write_bytes(b"one")
+    for _ in range(2):
+        weights.resolve("alex.pth", tmp_path, allow_unverified=True)
+    assert len(calls) == 1
+    (tmp_path / "alex.pth").write_bytes(b"other content")
+    weights.resolve("alex.pth", tmp_path, allow_unverified=True)
+    assert len(calls) == 2
 
 
 @pytest.mark.slow

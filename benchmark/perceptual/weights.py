@@ -141,9 +141,27 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def verify(path: Path, name: str, allow_unverified: bool = False) -> str:
-    """The file's SHA-256; :class:`DataError` if it is not the published one (unless allowed)."""
+#: path -> (size, mtime_ns, sha256) of the files hashed in this process
+_DIGESTS: dict[Path, tuple[int, int, str]] = {}
+
+
+def _digest(path: Path) -> str:
+    """SHA-256 of ``path``, hashed once per process while its size and mtime stay the same."""
+    stat = path.stat()
+    known = _DIGESTS.get(path.resolve())
+    if known and known[:2] == (stat.st_size, stat.st_mtime_ns):
+        return known[2]
     digest = sha256_of(path)
+    _DIGESTS[path.resolve()] = (stat.st_size, stat.st_mtime_ns, digest)
+    return digest
+
+
+def verify(path: Path, name: str, allow_unverified: bool = False) -> str:
+    """The file's SHA-256; :class:`DataError` if it is not the published one (unless allowed).
+
+    A file is hashed once per process (again if its size or modification time changes).
+    """
+    digest = _digest(path)
     expected = WEIGHT_FILES[name].sha256
     if digest != expected and not allow_unverified:
         raise DataError(
