@@ -17,6 +17,12 @@ returns them, and compute in float64.
   scikit-learn ``LinearSVC(dual=False)`` (every other setting at its default) fitted to tell
   reals (label 1) from fakes (label 0): U-IDS is its misclassification rate on those points,
   P-IDS the share of pairs whose fake gets a higher decision value than its own real.
+
+>>> square = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0]])
+>>> round(fid(square, square + 1), 9)  # same covariance: only the means differ
+2.0
+>>> ids(square, square + 10)  # separable sets: no fake passes for real
+(0.0, 0.0)
 """
 
 from __future__ import annotations

@@ -15,6 +15,13 @@ Smaller images: torchmetrics refuses any side with ``side // 16 <= 10``, i.e. be
 (its message says "larger than 160"); the 161 px of pytorch-msssim (valid windows at the
 fifth scale) does not apply to this variant. :func:`ms_ssim` refuses them the same way, with a
 ``ValueError`` naming the minimum: no silent fall-back to fewer scales.
+
+>>> x = torch.linspace(0, 1, 176 * 176).reshape(1, 1, 176, 176).expand(1, 3, 176, 176)
+>>> ms_ssim(x, x)
+tensor([1.])
+>>> ms_ssim(x[..., :175, :], x[..., :175, :])  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+ValueError: ms_ssim: images must be at least 176x176 for 5 scales ... got 175x176
 """
 
 from __future__ import annotations
