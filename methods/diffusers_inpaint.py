@@ -66,8 +66,9 @@ class DiffusersInpaint(DiffusersMethod):
     pipeline's latent factor (8 for Stable Diffusion) are replicate-padded, centred, to the
     next multiple and cropped back; nothing is resized. Each image has its own generator (see
     ``methods.diffusers_base``). Images the pipeline's safety checker blanks fail with that
-    reason. ``fp16=true`` runs in float16 on CUDA (float32 on the CPU); ``download=true`` lets
-    ``path`` be a model id fetched into the library's cache.
+    reason. ``name=`` labels the entry in tables (give each seed its own). ``fp16=true`` runs in
+    float16 on CUDA (float32 on the CPU); ``download=true`` lets ``path`` be a model id fetched
+    into the library's cache.
     """
 
     kind = "diffusers"
@@ -85,6 +86,7 @@ class DiffusersInpaint(DiffusersMethod):
         guidance: float = 7.5,
         strength: float = 1.0,
         seed: int = 0,
+        name: str = "",
         fp16: bool = False,
         download: bool = False,
     ) -> None:
@@ -99,6 +101,7 @@ class DiffusersInpaint(DiffusersMethod):
                 f"steps x strength must leave at least one step, got {steps} x {strength}"
             )
         folder = self.setup(path, seed, fp16, download)
+        self.name = "" if name is None else str(name)
         folder = folder if isinstance(folder, Path) else self.fetch(folder)
         components = self._check_kind(folder)
         with quiet_libraries():

@@ -73,8 +73,9 @@ class RePaint(DiffusersMethod):
     resized to the UNet's ``sample_size`` and back, bilinear with antialiasing
     (:func:`resize_known`); at that size nothing is resized. RePaint's mask keeps its white
     (1) pixels, so it gets ``1 - hole``. Each image has its own generator (see
-    ``methods.diffusers_base``). ``fp16=true`` runs in float16 on CUDA (float32 on the CPU);
-    ``download=true`` lets ``path`` be a model id fetched into the library's cache.
+    ``methods.diffusers_base``). ``name=`` labels the entry in tables (give each seed its own).
+    ``fp16=true`` runs in float16 on CUDA (float32 on the CPU); ``download=true`` lets ``path``
+    be a model id fetched into the library's cache.
     """
 
     kind = "repaint"
@@ -83,8 +84,8 @@ class RePaint(DiffusersMethod):
         "with a UNet2DModel (config.json and weights, at the top or in unet/)"
     )
     slow_note = (
-        "2,410 network evaluations per image with the paper's defaults: minutes per image "
-        "at 256x256 on a CPU; use a GPU, or fewer steps=/jump_n_sample= for quick checks"
+        "2,410 network evaluations per image with the paper's defaults: hours per image at "
+        "256x256 on a CPU; use a GPU, or fewer steps=/jump_n_sample= for quick checks"
     )
 
     def __init__(
@@ -95,6 +96,7 @@ class RePaint(DiffusersMethod):
         jump_n_sample: int = 10,
         eta: float = 0.0,
         seed: int = 0,
+        name: str = "",
         fp16: bool = False,
         download: bool = False,
     ) -> None:
@@ -104,6 +106,7 @@ class RePaint(DiffusersMethod):
         self.jump_n_sample = check_int("jump_n_sample", jump_n_sample, 1)
         self.eta = check_float("eta", eta, 0.0, 1.0)
         folder = self.setup(path, seed, fp16, download)
+        self.name = "" if name is None else str(name)
         folder = folder if isinstance(folder, Path) else self.fetch(folder)
         unet_dir, scheduler_dir, hashed = self._layout(folder)
         with quiet_libraries():

@@ -471,9 +471,10 @@ def test_listed_with_parameters_and_their_extra(capsys) -> None:
     out = capsys.readouterr().out.splitlines()
     lines = {line.split()[0]: line for line in out if line[:2] == "  " and line[2] != " "}
     repaint, diffusers = lines["repaint"], lines["diffusers"]
-    for text in ("steps=250", "jump_length=10", "jump_n_sample=10", "eta=0.0", "seed=0"):
+    for text in ("steps=250", "jump_length=10", "jump_n_sample=10", "eta=0.0", "seed=0", "name=''"):
         assert text in repaint
-    for text in ("prompt=''", "negative_prompt=''", "steps=50", "guidance=7.5", "strength=1.0"):
+    for text in ("prompt=''", "negative_prompt=''", "steps=50", "guidance=7.5", "strength=1.0",
+                 "name=''"):  # fmt: skip
         assert text in diffusers
     assert "inpaint-bench[diffusion]" in repaint and "inpaint-bench[diffusion]" in diffusers
     for kind in KINDS:
