@@ -13,18 +13,22 @@ ranked ones, with its means over its own images and the reason. An entry that fa
 evaluated) any image is marked incomplete (``†``), and every entry's failures are shown beside
 the ranking: the count and the most frequent reason with its count.
 
-Per table (format 3): ``images`` (images evaluated by any method), ``common`` (``n`` and the
-ranked ``methods``), ``entries``, ``comparisons`` (every pair of ranked methods compared image
-by image on the common images: PSNR and SSIM differences with a bootstrap CI and a Wilcoxon
-p-value, see :mod:`benchmark.significance`), ``verdict`` (leader minus runner-up, or a tie),
+**Every "leads", "tie" and ``≈`` is decided by one rule** (:mod:`benchmark.decision`) on the
+mean per-image difference over the common images: significant iff its bootstrap 95 % CI
+excludes 0 (the p-value printed agrees by construction); else "no change" or "inconclusive".
+
+Per table (format 4): ``images`` (images evaluated by any method), ``common`` (``n`` and the
+ranked ``methods``), ``entries``, ``comparisons`` (each pair ``a`` ranked above ``b``: per
+metric the decision on ``a - b``, :meth:`benchmark.decision.Decision.as_dict`), ``verdict``
+(``psnr``: the decision on leader minus runner-up; ``tied``: not significant; ``decision``),
 and ``buckets`` (NVIDIA mask-ratio bins, each method on its own images, with counts).
 
 Per entry: ``rank`` (``None`` when unranked), ``ranked``, ``complete``, ``n`` (images the
 method measured), ``failed``, ``failures`` (``[{"reason", "count"}]``, most frequent first),
 ``metrics`` (means with 95 % bootstrap CIs over the common images when ranked, over its own
 images otherwise), ``own_metrics`` (always over its own images), ``images_per_s`` (method time
-only), ``vs_leader`` and ``tied_with_leader`` (paired Wilcoxon on common images: ``p >= 0.05``
-is *not significantly different from the leader*, marked ``≈``).
+only), ``vs_leader`` (per metric the decision on the method minus the leader) and
+``tied_with_leader`` (its PSNR CI includes 0, marked ``≈``; format 3 decided by Wilcoxon).
 """
 
 from __future__ import annotations
@@ -37,20 +41,24 @@ from typing import Any
 import numpy as np
 from tabulate import tabulate
 
+from benchmark.decision import (
+    ALPHA,
+    BETTER,
+    INCONCLUSIVE,
+    NO_CHANGE,
+    TOLERANCES,
+    ResampleCounts,
+    ci_text,
+    format_p,
+    signed,
+)
 from benchmark.device import available_cores
 from benchmark.errors import BenchmarkError
 from benchmark.records import STATUS_OK
-from benchmark.significance import (
-    BUCKET_METRICS,
-    PAIRED_METRICS,
-    SIGNIFICANCE_LEVEL,
-    pairwise_comparisons,
-    ratio_buckets,
-)
+from benchmark.results.schema import LEADERBOARD_FORMAT
+from benchmark.significance import BUCKET_METRICS, PAIRED_METRICS, compare_pairs, ratio_buckets
 from benchmark.stats import Resamples, summarize
 
-#: Version of the leaderboard.json layout (3: ranking on common images, failures, verdict).
-LEADERBOARD_FORMAT = 3
 #: A method joins the ranking only while the common images stay at least this share of the
 #: table's images (see the module docstring).
 MIN_COMMON_FRACTION = 0.5
@@ -61,9 +69,8 @@ MAX_REASONS = 5
 #: Marker of methods not significantly different from the leader, and its footnote.
 TIED_MARK = "≈"
 TIED_NOTE = (
-    f"{TIED_MARK} not significantly different from the leader "
-    f"(paired Wilcoxon signed-rank test on per-image PSNR over the common images, "
-    f"p ≥ {SIGNIFICANCE_LEVEL:g})"
+    f"{TIED_MARK} not significantly different from the leader: the {1 - ALPHA:.0%} paired "
+    "bootstrap CI of the mean per-image PSNR difference over the common images includes 0"
 )
 #: Marker of entries that failed (or did not evaluate) some images, and its footnote.
 INCOMPLETE_MARK = "†"
@@ -103,8 +110,11 @@ def build_leaderboard(
     # one thread per table: the bootstrap gathers and means release the GIL, and the tables
     # share nothing (each draws its own resamples), so the numbers are those of a plain loop
     threads = max(1, min(len(masks), available_cores()))
+    counts = ResampleCounts()  # the decisions' resamples, drawn once per number of images
     with ThreadPoolExecutor(threads, thread_name_prefix="inpaint-bench-leaderboard") as pool:
-        tables = list(pool.map(lambda m: _build_table(m, methods, grouped, metric_names), masks))
+        tables = list(
+            pool.map(lambda m: _build_table(m, methods, grouped, metric_names, counts), masks)
+        )
     return {"format": LEADERBOARD_FORMAT, "config": config, "tables": tables}
 
 
@@ -113,6 +123,7 @@ def _build_table(
     methods: Sequence[str],
     grouped: dict[tuple[str, str], list[dict[str, Any]]],
     metric_names: Sequence[str],
+    counts: ResampleCounts | None = None,
 ) -> dict[str, Any]:
     rows = {m: grouped.get((mask, m), []) for m in methods}
     ok = {
@@ -163,8 +174,9 @@ def _build_table(
         m: {k: v[np.isin(series[m]["index"], common_indices)] for k, v in series[m].items()}
         for m in ranked
     }
-    comparisons = pairwise_comparisons(on_common, [e["method"] for e in ranked_entries], resamples)
-    _mark_leader_ties(entries, comparisons)
+    ranked_names = [e["method"] for e in ranked_entries]
+    comparisons, against_leader = _comparisons(on_common, ranked_names, counts)
+    _mark_leader_ties(entries, against_leader)
     bucket_metrics = [m for m in BUCKET_METRICS if m in metric_names]
     return {
         "mask": mask,
@@ -268,10 +280,20 @@ def _finite_or(value: Any, default: float) -> float:
     return float(value) if value is not None and np.isfinite(value) else default
 
 
-def _mark_leader_ties(entries: list[dict[str, Any]], comparisons: list[dict[str, Any]]) -> None:
-    """Set each entry's ``vs_leader`` (method minus leader) and ``tied_with_leader``."""
-    leader = entries[0]["method"] if entries and entries[0]["ranked"] else None
-    against = {c["b"]: c for c in comparisons if c["a"] == leader}
+def _comparisons(
+    series: dict[str, dict[str, np.ndarray]], ranked: Sequence[str], counts: ResampleCounts | None
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    """Every pair of ranked methods (higher rank first) and each method against the leader
+    (method minus leader), all decided on one resampling of the common images."""
+    pairs = [(a, b) for i, a in enumerate(ranked) for b in ranked[i + 1 :]]
+    leader_pairs = [(m, ranked[0]) for m in ranked[1:]]
+    rows = compare_pairs(series, pairs + leader_pairs, counts=counts) if pairs else []
+    return rows[: len(pairs)], {row["a"]: row for row in rows[len(pairs) :]}
+
+
+def _mark_leader_ties(entries: list[dict[str, Any]], against: dict[str, dict[str, Any]]) -> None:
+    """Set each entry's ``vs_leader`` (method minus leader) and ``tied_with_leader`` (its PSNR
+    difference is not significant)."""
     for entry in entries:
         comparison = against.get(entry["method"])
         entry["vs_leader"] = None
@@ -279,36 +301,26 @@ def _mark_leader_ties(entries: list[dict[str, Any]], comparisons: list[dict[str,
         if comparison is None:
             continue
         entry["vs_leader"] = {"n": comparison["n"]}
-        for metric in PAIRED_METRICS:
-            d = comparison.get(metric)
-            if d is not None:  # leader - method, turned into method - leader
-                entry["vs_leader"][metric] = {
-                    "mean": -d["mean"],
-                    "ci_low": -d["ci_high"],
-                    "ci_high": -d["ci_low"],
-                    "p_value": d["p_value"],
-                    "n": d["n"],
-                }
-        p = comparison["psnr"]["p_value"] if "psnr" in comparison else None
-        if p is not None and np.isfinite(p):
-            entry["tied_with_leader"] = bool(p >= SIGNIFICANCE_LEVEL)
+        entry["vs_leader"].update({m: comparison[m] for m in PAIRED_METRICS if m in comparison})
+        if "psnr" in comparison:
+            entry["tied_with_leader"] = not comparison["psnr"]["significant"]
 
 
 def _verdict(
     ranked: list[dict[str, Any]], comparisons: list[dict[str, Any]]
 ) -> dict[str, Any] | None:
-    """Leader versus runner-up: PSNR difference (leader − runner-up) on the common images."""
+    """Leader versus runner-up: the decision on PSNR (leader − runner-up), common images."""
     if len(ranked) < 2:
         return None
     leader, runner_up = ranked[0]["method"], ranked[1]["method"]
     pair = next(c for c in comparisons if c["a"] == leader and c["b"] == runner_up)
-    p = pair["psnr"]["p_value"]
     return {
         "leader": leader,
         "runner_up": runner_up,
         "n": pair["n"],
         "psnr": pair["psnr"],
-        "tied": not (p is not None and np.isfinite(p) and p < SIGNIFICANCE_LEVEL),
+        "tied": not pair["psnr"]["significant"],
+        "decision": pair["psnr"]["verdict"],
     }
 
 
@@ -413,29 +425,32 @@ def display_name(method: str) -> str:
 
 
 def verdict_line(table: dict[str, Any]) -> str:
-    """``verdict: A leads B by +0.42 dB PSNR (95 % CI ..., p ...)`` or ``≈ tie``."""
+    """``verdict: A leads B: Δ PSNR +0.42 dB (95 % CI ..., p ..., n images)``; when the CI
+    includes 0, ``≈ tie`` (no difference beyond the tolerance) or ``≈ inconclusive`` (with the
+    images that would decide it)."""
     verdict = table.get("verdict")
     ranked = (table.get("common") or {}).get("methods") or []
     if verdict is None:
         if len(ranked) == 1:
             return f"verdict: {ranked[0]} is the only ranked method"
         return "verdict: fewer than two ranked methods, nothing to compare"
-    d = verdict["psnr"]
+    d, decision = verdict["psnr"], verdict.get("decision")  # no decision: format 3
     numbers = (
-        f"Δ PSNR {d['mean']:+.2f} dB (95 % CI {d['ci_low']:+.2f} to {d['ci_high']:+.2f}, "
-        f"p {format_p(d['p_value'])}, {verdict['n']} images)"
+        f"Δ PSNR {signed(d['mean'])} dB ({ci_text(d)}, p {format_p(d['p_value'], d)}, "
+        f"{verdict['n']} images)"
     )
-    leader, runner_up = display_name(verdict["leader"]), display_name(verdict["runner_up"])
-    if verdict["tied"]:
-        return f"verdict: {TIED_MARK} tie between {leader} and {runner_up}: {numbers}"
-    return f"verdict: {leader} leads {runner_up}: {numbers}"
-
-
-def format_p(value: float | None) -> str:
-    """``"< 1e-4"`` or ``"= 0.0312"``."""
-    if value is None or not np.isfinite(value):
-        return "= n/a"
-    return "< 1e-4" if value < 1e-4 else f"= {value:.4f}"
+    a, b = display_name(verdict["leader"]), display_name(verdict["runner_up"])
+    tolerance = f"±{d.get('tolerance', TOLERANCES['psnr']):g} dB"
+    needed = d.get("images_needed")
+    if not verdict["tied"]:
+        first, second = (b, a) if decision not in (None, BETTER) else (a, b)
+        return f"verdict: {first} leads {second}: {numbers}"
+    if decision == INCONCLUSIVE:
+        more = f"; about {needed:,} images would decide it" if needed else ""
+        why = f" (the CI includes 0 and reaches beyond {tolerance}{more})"
+        return f"verdict: {TIED_MARK} inconclusive between {a} and {b}{why}: {numbers}"
+    why = f" (no difference beyond {tolerance})" if decision == NO_CHANGE else ""
+    return f"verdict: {TIED_MARK} tie between {a} and {b}{why}: {numbers}"
 
 
 def notes(table: dict[str, Any]) -> list[str]:

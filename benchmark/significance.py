@@ -1,11 +1,14 @@
-"""Is a difference real? Paired tests between methods and mask-ratio buckets.
+"""Is a difference real? Paired comparisons between methods, and mask-ratio buckets.
 
 Two methods of one table were measured on the same images with the same holes, so they are
-compared **per image**: the difference ``a - b`` of PSNR (and SSIM) on every image both
-measured, its mean with a 95 % percentile-bootstrap CI (:mod:`benchmark.stats`, 1,000
-resamples over images) and the two-sided p-value of the Wilcoxon signed-rank test
-(``scipy.stats.wilcoxon``, zero differences dropped, as Wilcoxon did; all differences zero
-gives p = 1). A difference is called *significant* when ``p < 0.05``.
+compared **per image**: the differences ``a - b`` of PSNR (and SSIM) on every image both
+measured. :func:`compare_pairs` decides on them with the one rule of :mod:`benchmark.decision`
+(mean difference, seeded 10,000-resample bootstrap CI, significant iff the CI excludes 0, a
+p-value that agrees with the CI, a verdict and the count of broken images), with the Wilcoxon
+signed-rank p-value as a secondary column that never decides.
+
+:func:`paired_difference` and :func:`compare_series` (mean, 1,000-resample CI and Wilcoxon
+p-value, no decision) are what ``compare`` still reads until it moves to the decision rule.
 
 Mask-ratio buckets are the bins of the NVIDIA irregular-mask protocol (Liu et al. 2018):
 ``[0, 1 %]``, ``(1 %, 10 %]``, ``(10 %, 20 %]``, ... ``(50 %, 60 %]``, plus ``(60 %, 100 %]``
@@ -22,18 +25,28 @@ method does at that hole size and how many images it completed there.
 
 from __future__ import annotations
 
-import threading
-import warnings
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from benchmark.stats import Resamples, bootstrap_means, from_bootstrap, summarize
+from benchmark.decision import (
+    ALPHA,
+    BROKEN_AT,
+    TOLERANCES,
+    Decision,
+    ResampleCounts,
+    decide_pairs,
+    wilcoxon_p,
+)
+from benchmark.stats import Resamples, summarize
 
-#: A difference with a Wilcoxon p-value below this is called significant.
-SIGNIFICANCE_LEVEL = 0.05
+__all__ = ["wilcoxon_p"]  # re-exported: the secondary column lives with the rule
+
+#: The level of every decision (:data:`benchmark.decision.ALPHA`).
+SIGNIFICANCE_LEVEL = ALPHA
 #: Metrics compared image by image between methods (higher is better for both).
 PAIRED_METRICS = ("psnr", "ssim")
 #: Edges of the mask-ratio buckets (fraction of hole pixels): the NVIDIA irregular-mask bins,
@@ -51,7 +64,8 @@ Series = Mapping[str, np.ndarray]
 
 @dataclass(frozen=True)
 class PairedDifference:
-    """Mean of per-image differences ``a - b`` with its bootstrap CI and Wilcoxon p-value."""
+    """Mean of per-image differences ``a - b`` with a 1,000-resample bootstrap CI and the
+    Wilcoxon p-value: numbers only, no decision (decisions: :mod:`benchmark.decision`)."""
 
     n: int
     mean: float
@@ -59,42 +73,8 @@ class PairedDifference:
     ci_high: float
     p_value: float
 
-    @property
-    def significant(self) -> bool:
-        """``p < 0.05`` (False when nothing was compared)."""
-        return self.p_value < SIGNIFICANCE_LEVEL  # NaN compares False
-
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-_WARNINGS_LOCK = threading.Lock()
-
-
-def wilcoxon_p(differences: np.ndarray) -> float:
-    """Two-sided Wilcoxon signed-rank p-value of paired ``differences``.
-
-    Zero differences are dropped (``zero_method="wilcox"``); when every difference is zero
-    there is no evidence of any difference and the p-value is 1. No values gives NaN.
-
-    >>> wilcoxon_p(np.zeros(5))
-    1.0
-    >>> wilcoxon_p(np.arange(1.0, 11.0)) < 0.01
-    True
-    """
-    from scipy.stats import wilcoxon
-
-    differences = np.asarray(differences, dtype=np.float64)
-    if len(differences) == 0:
-        return float("nan")
-    if not np.any(differences):
-        return 1.0
-    # some scipy versions warn when they fall back from the exact test. catch_warnings swaps the
-    # process-wide filter list and is not thread-safe: leaderboard tables are built in threads,
-    # and two interleaved blocks could leave "ignore" installed for good. Hence the lock.
-    with _WARNINGS_LOCK, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(wilcoxon(differences, zero_method="wilcox").pvalue)
 
 
 def paired_difference(
@@ -130,75 +110,94 @@ def compare_series(
     return paired_difference(values_a, values_b, resamples(len(values_a)))
 
 
+def compare_pairs(
+    series: Mapping[str, Series],
+    pairs: Sequence[tuple[str, str]],
+    metrics: Sequence[str] = PAIRED_METRICS,
+    counts: ResampleCounts | None = None,
+) -> list[dict[str, Any]]:
+    """The decision on ``a - b`` for each ``(a, b)`` of ``pairs``, per metric, over the images
+    both measured: ``[{"a", "b", "n", <metric>: Decision.as_dict()}]``.
+
+    Tolerances and broken-image thresholds per metric: :data:`benchmark.decision.TOLERANCES`
+    and :data:`benchmark.decision.BROKEN_AT`. When every series holds the same images (a
+    leaderboard's ranked methods on their common images) one resampling serves every pair and
+    metric; the numbers equal each pair decided alone on its common images. ``counts`` keeps
+    the resample counts for other calls (a leaderboard's tables).
+    """
+    names = list(dict.fromkeys(name for pair in pairs for name in pair))
+    indices = [np.asarray(series[m]["index"]) for m in names]
+    shared = all(np.array_equal(i, indices[0]) for i in indices[1:])
+    if shared and names:
+        decided = _decide_on_shared_images(series, names, pairs, metrics, counts)
+    else:
+        decided = [_decide_pair(series[a], series[b], metrics, counts) for a, b in pairs]
+    rows = []
+    for (a, b), decisions in zip(pairs, decided):
+        row: dict[str, Any] = {"a": a, "b": b}
+        row.update({metric: d.as_dict() for metric, d in zip(metrics, decisions)})
+        row["n"] = decisions[0].n if decisions else 0
+        rows.append(row)
+    return rows
+
+
+def _thresholds(metrics: Sequence[str]) -> tuple[list[float], list[float]]:
+    return (
+        [TOLERANCES.get(m, 0.0) for m in metrics],
+        [BROKEN_AT.get(m, math.inf) for m in metrics],
+    )
+
+
+def _decide_on_shared_images(
+    series: Mapping[str, Series],
+    names: Sequence[str],
+    pairs: Sequence[tuple[str, str]],
+    metrics: Sequence[str],
+    counts: ResampleCounts | None,
+) -> list[list[Decision]]:
+    """Every pair and metric on one resampling: columns ``(metric, method)``."""
+    column = {(metric, m): j for j, (metric, m) in enumerate(
+        (metric, m) for metric in metrics for m in names
+    )}  # fmt: skip
+    values = np.column_stack(
+        [np.asarray(series[m][metric], dtype=np.float64) for metric in metrics for m in names]
+    ) if metrics else np.empty((0, 0))  # fmt: skip
+    tolerances, broken = _thresholds(metrics)
+    flat = [(column[metric, a], column[metric, b]) for a, b in pairs for metric in metrics]
+    decisions = decide_pairs(
+        values,
+        flat,
+        tolerance=[t for _ in pairs for t in tolerances],
+        broken_at=[x for _ in pairs for x in broken],
+        counts=counts,
+    )
+    k = len(metrics)
+    return [decisions[i * k : (i + 1) * k] for i in range(len(pairs))]
+
+
+def _decide_pair(
+    a: Series, b: Series, metrics: Sequence[str], counts: ResampleCounts | None
+) -> list[Decision]:
+    """One pair on the images both measured (all its metrics on one resampling)."""
+    columns = []
+    for metric in metrics:
+        columns += common_values(a, b, metric)
+    values = np.column_stack(columns) if columns else np.empty((0, 0))
+    tolerances, broken = _thresholds(metrics)
+    pairs = [(2 * j, 2 * j + 1) for j in range(len(metrics))]
+    return decide_pairs(values, pairs, tolerance=tolerances, broken_at=broken, counts=counts)
+
+
 def pairwise_comparisons(
     series: Mapping[str, Series],
     order: Sequence[str],
-    resamples: Resamples | None = None,
     metrics: Sequence[str] = PAIRED_METRICS,
 ) -> list[dict[str, Any]]:
-    """Every pair of methods of one table, ``a`` before ``b`` in ``order`` (e.g. by rank).
-
-    Returns ``[{"a", "b", "n", <metric>: {mean, ci_low, ci_high, p_value, n}}]`` where each
-    metric's numbers describe ``a - b`` over the images both methods measured. ``resamples``
-    may be shared with the table's own summaries.
-    """
-    resamples = resamples or Resamples()
+    """Every pair of methods of one table, ``a`` before ``b`` in ``order`` (e.g. by rank),
+    decided as :func:`compare_pairs` does."""
     names = [m for m in order if m in series]
-    shared = _SharedImages.of(series, names, resamples)
-    comparisons = []
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            row: dict[str, Any] = {"a": a, "b": b}
-            for metric in metrics:
-                if shared is not None:
-                    row[metric] = shared.compare(a, b, metric).as_dict()
-                else:
-                    row[metric] = compare_series(series[a], series[b], metric, resamples).as_dict()
-            row["n"] = row[metrics[0]]["n"] if metrics else 0
-            comparisons.append(row)
-    return comparisons
-
-
-class _SharedImages:
-    """Pairwise comparisons when every method holds the same images (a leaderboard's ranked
-    methods on their common images): the bootstrap mean of ``a - b`` in a resample is the mean
-    of ``a`` minus the mean of ``b`` in it, so each method's resample means are computed once
-    and every pair costs a subtraction instead of a gather over all images (``k`` methods:
-    ``k`` gathers instead of ``k (k - 1) / 2``). The intervals equal those of
-    :func:`paired_difference` up to float rounding (tested)."""
-
-    def __init__(self, series: Mapping[str, Series], indices: np.ndarray | None) -> None:
-        self.series, self.indices = series, indices
-        self._means: dict[tuple[str, str], np.ndarray] = {}
-
-    @classmethod
-    def of(
-        cls, series: Mapping[str, Series], names: Sequence[str], resamples: Resamples
-    ) -> _SharedImages | None:
-        if len(names) < 3:  # one pair: nothing to share
-            return None
-        first = np.asarray(series[names[0]]["index"])
-        if any(not np.array_equal(np.asarray(series[m]["index"]), first) for m in names[1:]):
-            return None
-        return cls(series, resamples(len(first)))
-
-    def _resample_means(self, method: str, metric: str) -> np.ndarray:
-        key = (method, metric)
-        if key not in self._means:
-            self._means[key] = bootstrap_means(self.series[method][metric], self.indices)
-        return self._means[key]
-
-    def compare(self, a: str, b: str, metric: str) -> PairedDifference:
-        values_a = np.asarray(self.series[a][metric], dtype=np.float64)
-        values_b = np.asarray(self.series[b][metric], dtype=np.float64)
-        if self.indices is None:  # fewer than two images: the plain path
-            return paired_difference(values_a, values_b)
-        differences = values_a - values_b
-        means = self._resample_means(a, metric) - self._resample_means(b, metric)
-        summary = from_bootstrap(float(differences.mean()), means, len(differences))
-        return PairedDifference(
-            summary.n, summary.mean, summary.ci_low, summary.ci_high, wilcoxon_p(differences)
-        )
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+    return compare_pairs(series, pairs, metrics)
 
 
 def bucket_of(ratio: np.ndarray, edges: Sequence[float] = BUCKET_EDGES) -> np.ndarray:

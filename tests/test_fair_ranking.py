@@ -109,6 +109,8 @@ def test_identical_method_that_fails_large_holes_ranks_after_the_complete_one(
     # same values on the common images: a tie, and the method that completed more comes first
     assert [e["method"] for e in table["entries"]] == ["telea", "telea-nan-above-25"]
     assert table["verdict"]["tied"] and table["verdict"]["psnr"]["mean"] == 0
+    assert table["verdict"]["decision"] == "no change"
+    assert table["verdict"]["psnr"]["ci_low"] == table["verdict"]["psnr"]["ci_high"] == 0
     assert entries["telea-nan-above-25"]["tied_with_leader"] is True
 
 
@@ -175,13 +177,21 @@ def test_means_ties_and_verdict_are_on_the_common_images():
     assert entries["steady"]["metrics"]["psnr"]["n"] == 60
     assert entries["steady"]["own_metrics"]["psnr"]["mean"] == pytest.approx(steady.mean())
     assert entries["steady"]["own_metrics"]["psnr"]["n"] == 100
-    # over own images the fragile method looks ~1 dB better; on common images it is a tie
+    # over own images the fragile method looks ~1 dB better; on common images the difference
+    # is not significant, and 60 images cannot tell a 0.01 dB change from 0.05: inconclusive
     assert entries["fragile"]["own_metrics"]["psnr"]["mean"] > steady.mean() + 0.5
     tied = [e for e in table["entries"] if e["tied_with_leader"] is not None]
     assert len(tied) == 1 and tied[0]["tied_with_leader"] is True
     assert tied[0]["vs_leader"]["n"] == 60 and table["verdict"]["n"] == 60
     assert table["verdict"]["tied"] is True
-    assert verdict_line(table).startswith("verdict: ≈ tie between ")
+    assert table["verdict"]["decision"] == "inconclusive"
+    needed = table["verdict"]["psnr"]["images_needed"]
+    assert needed > 60
+    assert verdict_line(table).startswith(
+        f"verdict: ≈ inconclusive between {table['verdict']['leader']} and "
+        f"{table['verdict']['runner_up']} (the CI includes 0 and reaches beyond ±0.05 dB; "
+        f"about {needed:,} images would decide it): Δ PSNR "
+    )
     assert all(c["n"] == 60 for c in table["comparisons"])
 
 
@@ -192,8 +202,11 @@ def test_verdict_line_reports_a_real_lead_with_ci_and_p():
     assert (verdict["leader"], verdict["runner_up"], verdict["tied"]) == ("best", "second", False)
     assert verdict["psnr"]["mean"] == pytest.approx(1.0)
     line = verdict_line(table)
+    # every resample mean is +1: the p-value is the bound 10,000 resamples resolve at n = 100
+    assert verdict["psnr"]["p_is_bound"] and verdict["psnr"]["p_value"] < 4e-4
     assert line == (
-        "verdict: best leads second: Δ PSNR +1.00 dB (95 % CI +1.00 to +1.00, p < 1e-4, 100 images)"
+        "verdict: best leads second: Δ PSNR +1.00 dB (95 % CI +1.00 to +1.00, p ≤ 0.0004, "
+        "100 images)"
     )
 
 
@@ -250,7 +263,10 @@ def test_run_prints_failures_verdict_and_buckets_and_strict_exits_1(
     )
     assert "error: --strict" in captured.err
     # the same values on the images both completed: a tie, the complete method listed first
-    assert "verdict: ≈ tie between telea and nan-above-20: Δ PSNR +0.00 dB" in captured.out
+    assert (
+        "verdict: ≈ tie between telea and nan-above-20 (no difference beyond ±0.05 dB): "
+        "Δ PSNR +0.00 dB (95 % CI +0.00 to +0.00, p = 1.0000" in captured.out
+    )
     assert "mean PSNR (dB) by mask ratio" in captured.out and "60–100 %" in captured.out
     assert "method img/s" in captured.out and "s wall clock" in captured.out
     # without --strict the same failures are a warning and exit 0; no bucket table by default

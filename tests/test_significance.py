@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from benchmark.decision import BROKEN_AT, TOLERANCES, decide
 from benchmark.leaderboard import (
     LEADERBOARD_FORMAT,
     TIED_MARK,
@@ -21,6 +22,8 @@ from benchmark.records import finite
 from benchmark.significance import (
     BUCKET_EDGES,
     bucket_of,
+    common_values,
+    compare_pairs,
     compare_series,
     paired_difference,
     pairwise_comparisons,
@@ -63,7 +66,7 @@ def test_paired_difference_known_data():
     assert (d.ci_low, d.ci_high) == pytest.approx((expected.ci_low, expected.ci_high))
     assert d.ci_low < 0.3 < d.ci_high or abs(d.mean - 0.3) < 0.1
     assert d.p_value == pytest.approx(stats.wilcoxon(a - b).pvalue)
-    assert d.significant
+    assert not hasattr(d, "significant")  # numbers only: decisions are benchmark.decision's
     # the pairing matters: the unpaired CIs of a and b overlap, the paired one excludes 0
     assert summarize(a).ci_low < summarize(b).ci_high and d.ci_low > 0
 
@@ -99,32 +102,56 @@ def test_pairwise_comparisons_cover_every_pair_in_order():
     ]
     first = rows[0]
     assert first["n"] == 50 and first["psnr"]["mean"] > 0 and first["psnr"]["p_value"] < 0.05
+    assert first["psnr"]["significant"] and first["psnr"]["verdict"] == "better"
     diff = series["a"]["ssim"] - series["b"]["ssim"]
-    assert first["ssim"]["p_value"] == pytest.approx(stats.wilcoxon(diff).pvalue)
+    # Wilcoxon stays as the secondary column
+    assert first["ssim"]["wilcoxon_p"] == pytest.approx(stats.wilcoxon(diff).pvalue)
 
 
 @pytest.mark.parametrize("shared_images", [True, False])
-def test_pairwise_comparisons_equal_each_pair_compared_alone(shared_images):
-    """With every method on the same images the resample means are shared between pairs; the
-    numbers must be those of comparing each pair on its own (up to float rounding)."""
+def test_pairwise_comparisons_equal_each_pair_decided_alone(shared_images):
+    """With every method on the same images one resampling serves every pair and metric; the
+    decisions must be those of each pair's differences decided on their own."""
     rng = np.random.default_rng(8)
     series = {}
     for k, name in enumerate("abcde"):
         index = np.arange(300) if shared_images else np.sort(rng.choice(320, 300, replace=False))
-        series[name] = {"index": index, "psnr": rng.normal(35 - k, 2, 300), "ssim": rng.random(300)}
-    from benchmark.significance import _SharedImages
-    from benchmark.stats import Resamples
-
-    assert (_SharedImages.of(series, list("abcde"), Resamples()) is not None) == shared_images
+        psnr = rng.normal(35 - 0.1 * k, 2, 300)
+        series[name] = {"index": index, "psnr": psnr, "ssim": rng.random(300)}
     rows = pairwise_comparisons(series, list("abcde"))
     assert len(rows) == 10
+    verdicts = set()
     for row in rows:
         for metric in ("psnr", "ssim"):
-            alone = compare_series(series[row["a"]], series[row["b"]], metric).as_dict()
-            assert row[metric]["n"] == alone["n"] and row[metric]["mean"] == alone["mean"]
-            assert row[metric]["p_value"] == alone["p_value"]
-            for bound in ("ci_low", "ci_high"):
-                assert row[metric][bound] == pytest.approx(alone[bound], rel=1e-12, abs=1e-12)
+            a, b = common_values(series[row["a"]], series[row["b"]], metric)
+            alone = decide(
+                a - b, tolerance=TOLERANCES[metric], broken_at=BROKEN_AT[metric]
+            ).as_dict()
+            got = row[metric]
+            assert got["n"] == alone["n"] == row["n"]
+            assert got["mean"] == pytest.approx(alone["mean"], abs=1e-12)
+            for bound in ("ci_low", "ci_high"):  # the values' grid differs by < 1e-9
+                assert got[bound] == pytest.approx(alone[bound], abs=1e-9)
+            for key in ("p_value", "significant", "verdict", "n_broken", "wilcoxon_p"):
+                assert got[key] == alone[key]
+            verdicts.add(got["verdict"])
+    assert len(verdicts) >= 2  # the case is not trivially one-sided
+
+
+def test_pairs_in_both_orders_mirror_each_other_exactly():
+    rng = np.random.default_rng(12)
+    base = rng.normal(35, 3, 500)
+    series = {
+        m: {"index": np.arange(500), "psnr": base + shift + rng.normal(0, 1, 500),
+            "ssim": rng.random(500)}
+        for m, shift in (("a", 0.0), ("b", 0.1), ("c", 2.0))
+    }  # fmt: skip
+    rows = compare_pairs(series, [("a", "b"), ("b", "a"), ("a", "c"), ("c", "a")])
+    for ab, ba in ((rows[0], rows[1]), (rows[2], rows[3])):
+        d, m = ab["psnr"], ba["psnr"]
+        assert (m["mean"], m["ci_low"], m["ci_high"]) == (-d["mean"], -d["ci_high"], -d["ci_low"])
+        assert m["p_value"] == d["p_value"] and m["significant"] == d["significant"]
+    assert (rows[2]["psnr"]["verdict"], rows[3]["psnr"]["verdict"]) == ("worse", "better")
 
 
 def test_pairwise_comparisons_on_one_or_no_image():
@@ -133,18 +160,18 @@ def test_pairwise_comparisons_on_one_or_no_image():
         for m, v in (("a", 30.0), ("b", 29.0), ("c", 28.0))
     }
     rows = pairwise_comparisons(one, ["a", "b", "c"])
-    assert rows[0]["psnr"] == {
-        **rows[0]["psnr"],
-        "n": 1,
-        "mean": 1.0,
-        "ci_low": 1.0,
-        "ci_high": 1.0,
-    }
+    first = rows[0]["psnr"]
+    # one image: a difference, but nothing bounds its mean, so nothing is decided
+    assert (first["n"], first["mean"]) == (1, 1.0)
+    assert (first["ci_low"], first["ci_high"]) == (-math.inf, math.inf)
+    assert not first["significant"] and first["verdict"] == "inconclusive"
+    assert first["images_needed"] is None
     empty = {
         m: {"index": np.array([], dtype=int), "psnr": np.array([]), "ssim": np.array([])}
         for m in "abc"
     }
-    assert all(r["n"] == 0 for r in pairwise_comparisons(empty, ["a", "b", "c"]))
+    rows = pairwise_comparisons(empty, ["a", "b", "c"])
+    assert all(r["n"] == 0 and not r["psnr"]["significant"] for r in rows)
 
 
 # -- buckets ---------------------------------------------------------------------------------------
@@ -227,7 +254,7 @@ def _board():
 
 def test_leaderboard_marks_methods_tied_with_the_leader():
     board = _board()
-    assert board["format"] == LEADERBOARD_FORMAT == 3
+    assert board["format"] == LEADERBOARD_FORMAT == 4
     table = board["tables"][0]
     entries = {e["method"]: e for e in table["entries"]}
     leader = table["entries"][0]["method"]
