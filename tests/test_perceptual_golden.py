@@ -310,6 +310,18 @@ def test_lookup_order_weights_dir_then_hub_cache_then_download(
     assert weights.search_folders(name, flat)[:2] == [flat, isolated]
 
 
+def test_a_download_with_the_wrong_checksum_is_refused_and_removed(
+    isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def download(url: str, dst: str, hash_prefix=None, progress=True) -> None:  # noqa: ANN001
+        Path(dst).write_bytes(b"<html>not found</html>")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", download)
+    with pytest.raises(DataError, match="is not the published"):
+        weights.resolve("squeeze.pth")
+    assert not (isolated / "squeeze.pth").exists()
+
+
 def test_lpips_heads_are_found_in_an_installed_package(
     seeded: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -211,7 +211,11 @@ def resolve(
             f"weights file {name} not found (searched {searched}) and its download failed "
             f"({reason}); put it in one of these folders or pass --weights-dir"
         ) from None
-    verify(target, name, allow_unverified)
+    try:
+        verify(target, name, allow_unverified)
+    except DataError:
+        target.unlink(missing_ok=True)  # a corrupt download must not shadow the next one
+        raise
     return target
 
 
