@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -143,6 +144,11 @@ def sha256_of(path: Path) -> str:
 
 #: path -> (size, mtime_ns, sha256) of the files hashed in this process
 _DIGESTS: dict[Path, tuple[int, int, str]] = {}
+_WARNED: set[Path] = set()
+
+
+class UnverifiedWeightsWarning(UserWarning):
+    """A weight file whose checksum is not the published one was used (``allow_unverified``)."""
 
 
 def _digest(path: Path) -> str:
@@ -163,7 +169,16 @@ def verify(path: Path, name: str, allow_unverified: bool = False) -> str:
     """
     digest = _digest(path)
     expected = WEIGHT_FILES[name].sha256
-    if digest != expected and not allow_unverified:
+    if digest != expected and allow_unverified:
+        if path.resolve() not in _WARNED:
+            _WARNED.add(path.resolve())
+            warnings.warn(
+                f"weights file {str(path)!r} is not the published {name} (sha256 "
+                f"{digest[:16]}...); used because unverified weights are allowed",
+                UnverifiedWeightsWarning,
+                stacklevel=2,
+            )
+    elif digest != expected:
         raise DataError(
             f"weights file {str(path)!r}: sha256 {digest[:16]}... is not the published "
             f"{expected[:16]}... of {name} (pass allow_unverified / --allow-unverified-weights "
