@@ -90,6 +90,7 @@ class Decision:
     alpha: float = ALPHA
     resamples: int = RESAMPLES
     p_is_bound: bool = False  # no resample mean on the far side of 0: p is at most this
+    p_adjusted: float | None = None  # Holm's, in a family (decide_family)
     wilcoxon_p: float | None = None  # secondary: a test of the median, never decides
 
     def as_dict(self) -> dict[str, Any]:
@@ -262,28 +263,101 @@ def decide_pairs(
     ``values`` is ``(n, columns)``: per-image values of several methods on the same images.
     One resampling serves every pair (a product with the columns, not with each pair); the
     resample means of a pair are exactly those of its differences on the grid of ``values``,
-    and ``(b, a)`` mirrors ``(a, b)`` exactly.
+    and ``(b, a)`` mirrors ``(a, b)`` exactly (Wilcoxon's p-value is computed once for both).
     """
     values = _matrix(values, "values")
     tolerances = _per_pair(tolerance, len(pairs), "tolerance")
     broken = _per_pair(broken_at, len(pairs), "broken_at")
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    _check_alpha(alpha)
     n = values.shape[0]
+    far = np.full(len(pairs), resamples)
+    bounds = np.full((len(pairs), 2), [-math.inf, math.inf])
     if n >= 2 and pairs:
         q, unit = to_grid(values)
         sums = resample_sums(q, resamples, seed, counts)
+        k = _levels(n, resamples, alpha)[1]
+        for start in range(0, len(pairs), _PAIRS_AT_ONCE):  # (B, pairs) at a time
+            chunk = np.asarray(pairs[start : start + _PAIRS_AT_ONCE]).reshape(-1, 2)
+            d = sums[:, chunk[:, 0]] - sums[:, chunk[:, 1]]  # integers below 2**53: exact
+            far[start : start + len(chunk)] = _far(d)
+            if k >= 0:
+                bounds[start : start + len(chunk)] = _bounds(d, k).T * (unit / n)
+    p_of_count = _levels(n, resamples, alpha)[0]
+    tests: dict[tuple[int, int], float | None] = {}
     decisions = []
-    for (a, b), tol, brk in zip(pairs, tolerances, broken):
+    for j, ((a, b), tol, brk) in enumerate(zip(pairs, tolerances, broken)):
         differences = values[:, a] - values[:, b]
-        if n < 2:  # nothing bounds the mean
-            bounds, p, far = (-math.inf, math.inf), 1.0, resamples
-        else:  # the pair's resample sums: integers below 2**53, exact
-            bounds, p, far = _interval(sums[:, a] - sums[:, b], unit, n, alpha)
-        decision = _decision(differences, bounds, p, tol, brk, alpha, resamples,
-                             higher_is_better, wilcoxon)  # fmt: skip
-        decisions.append(replace(decision, p_is_bound=far == 0))
+        key = (min(a, b), max(a, b))  # Wilcoxon's two-sided p of -d is that of d
+        if key not in tests:
+            tests[key] = wilcoxon_p(differences) if wilcoxon and n else None
+        p = float(p_of_count[far[j]]) if n >= 2 else 1.0
+        decision = _decision(differences, tuple(bounds[j]), p, tol, brk, alpha, resamples,
+                             higher_is_better, tests[key])  # fmt: skip
+        decisions.append(replace(decision, p_is_bound=bool(n >= 2 and far[j] == 0)))
     return decisions
+
+
+def decide_family(
+    differences: Sequence[np.ndarray],
+    tolerance: float | Sequence[float] = 0.0,
+    broken_at: float | Sequence[float] = math.inf,
+    alpha: float = ALPHA,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+    higher_is_better: bool = True,
+    wilcoxon: bool = True,
+    counts: ResampleCounts | None = None,
+) -> list[Decision]:
+    """Decisions on a family of comparisons (each its own per-image differences) with Holm's
+    correction at family-wise error ``alpha``.
+
+    Each decision's interval is at the level Holm tested it at: ``alpha / (m - i)`` for the
+    ``i``-th smallest p-value (0-based), and, for the entries after Holm stopped, the level of
+    the step where it stopped. Its ``alpha`` is that level, its ``p`` the bootstrap p-value
+    and ``p_adjusted`` Holm's: significant iff the interval excludes 0 iff ``p < alpha`` iff
+    ``p_adjusted`` is below the family's ``alpha``, by construction. Comparisons with the same
+    number of images share one resampling.
+    """
+    _check_alpha(alpha)
+    columns = [np.asarray(d, dtype=np.float64).reshape(-1) for d in differences]
+    tolerances = _per_pair(tolerance, len(columns), "tolerance")
+    broken = _per_pair(broken_at, len(columns), "broken_at")
+    sums: dict[int, tuple[np.ndarray, float]] = {}  # column -> (resample sums, grid unit)
+    for n in {len(c) for c in columns if len(c) >= 2}:
+        members = [j for j, c in enumerate(columns) if len(c) == n]
+        q, unit = to_grid(_matrix(np.column_stack([columns[j] for j in members]), "differences"))
+        resampled = resample_sums(q, resamples, seed, counts)
+        sums.update({j: (resampled[:, i], unit) for i, j in enumerate(members)})
+    far = [
+        int(_far(sums[j][0][:, None])[0]) if j in sums else resamples for j in range(len(columns))
+    ]
+    p = [float(_levels(len(c), resamples, alpha)[0][f]) if j in sums else 1.0
+         for j, (c, f) in enumerate(zip(columns, far))]  # fmt: skip
+    adjusted, levels = holm_adjusted(p), holm_levels(p, alpha)
+    decisions = []
+    for j, column in enumerate(columns):
+        bounds = (-math.inf, math.inf)
+        k = _levels(len(column), resamples, levels[j])[1] if j in sums else -1
+        if k >= 0:
+            raw, unit = sums[j]
+            low, high = _bounds(raw[:, None], k)[:, 0]
+            bounds = (float(low) * unit / len(column), float(high) * unit / len(column))
+        test = wilcoxon_p(column) if wilcoxon and len(column) else None
+        decision = _decision(column, bounds, p[j], tolerances[j], broken[j], levels[j],
+                             resamples, higher_is_better, test)  # fmt: skip
+        decisions.append(
+            replace(decision, p_is_bound=j in sums and far[j] == 0, p_adjusted=adjusted[j])
+        )
+    return decisions
+
+
+#: Pairs whose resample means are held at once (10,000 x 256 float64: 20 MB).
+_PAIRS_AT_ONCE = 256
+
+
+def _check_alpha(alpha: float) -> None:
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
 
 
 def _matrix(values: np.ndarray, name: str) -> np.ndarray:
@@ -307,18 +381,15 @@ def _per_pair(value: float | Sequence[float], count: int, name: str) -> list[flo
     return values
 
 
-def _interval(
-    sums: np.ndarray, unit: float, n: int, alpha: float
-) -> tuple[tuple[float, float], float, int]:
-    """The interval, the p-value and the count of resample means on the far side of 0, from
-    exact resample sums (in grid ``unit``) of ``n`` values."""
-    resamples = len(sums)
-    p_of_count, k = _levels(n, resamples, alpha)
-    far = min(int(np.count_nonzero(sums <= 0)), int(np.count_nonzero(sums >= 0)))
-    if k < 0:
-        return (-math.inf, math.inf), float(p_of_count[far]), far
-    low, high = np.partition(sums, [k, resamples - 1 - k])[[k, resamples - 1 - k]]
-    return (float(low) * unit / n, float(high) * unit / n), float(p_of_count[far]), far
+def _far(sums: np.ndarray) -> np.ndarray:
+    """Per column of resample sums, how many lie on the far side of 0 (0 included)."""
+    return np.minimum(np.count_nonzero(sums <= 0, axis=0), np.count_nonzero(sums >= 0, axis=0))
+
+
+def _bounds(sums: np.ndarray, k: int) -> np.ndarray:
+    """``(2, columns)``: the ``k``-th smallest and ``k``-th largest resample sum per column."""
+    last = len(sums) - 1 - k
+    return np.partition(sums, [k, last], axis=0)[[k, last]]
 
 
 def _decision(
@@ -330,10 +401,10 @@ def _decision(
     alpha: float,
     resamples: int,
     higher_is_better: bool,
-    wilcoxon: bool,
+    wilcoxon: float | None,
 ) -> Decision:
     n = len(differences)
-    ci_low, ci_high = bounds
+    ci_low, ci_high = (float(b) for b in bounds)
     significant = p < alpha  # == the interval excludes 0, by construction (see _levels)
     mean = float(np.mean(differences)) if n else math.nan
     worse_side = -differences if higher_is_better else differences
@@ -361,7 +432,7 @@ def _decision(
         images_needed=needed,
         alpha=alpha,
         resamples=resamples,
-        wilcoxon_p=wilcoxon_p(differences) if wilcoxon and n else None,
+        wilcoxon_p=wilcoxon,
     )
 
 
@@ -463,6 +534,23 @@ def holm_adjusted(p_values: Sequence[float]) -> list[float]:
     adjusted = np.empty(m)
     adjusted[order] = np.maximum.accumulate(scaled) if m else scaled
     return [float(v) for v in adjusted]
+
+
+def holm_levels(p_values: Sequence[float], alpha: float = ALPHA) -> list[float]:
+    """The level at which Holm tests each p-value: ``alpha / (m - i)`` for the ``i``-th
+    smallest (0-based) up to the first that is not rejected, that step's level for the rest.
+    An entry is rejected iff its p-value is below its level.
+
+    >>> [round(a, 6) for a in holm_levels([0.01, 0.04, 0.03])]
+    [0.016667, 0.025, 0.025]
+    """
+    p = np.nan_to_num(np.asarray(p_values, dtype=np.float64), nan=1.0)
+    m, levels, stopped = len(p), np.empty(len(p)), None
+    for rank, i in enumerate(np.argsort(p, kind="stable")):
+        levels[i] = level = alpha / (m - rank) if stopped is None else stopped
+        if stopped is None and not p[i] < level:
+            stopped = level  # Holm stops here: the rest keep this step's level
+    return [float(v) for v in levels]
 
 
 def holm(p_values: Sequence[float], alpha: float = ALPHA) -> list[bool]:

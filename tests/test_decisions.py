@@ -207,18 +207,22 @@ def test_p_below_alpha_exactly_when_the_interval_excludes_zero(alpha):
 def test_the_interval_and_p_switch_at_the_same_count_of_far_resamples(n):
     """Every count of resample means on the far side of 0 around the switch: the interval's
     bound crosses 0 at exactly the count where p crosses alpha (no off-by-one)."""
-    from benchmark.decision import _interval, _levels
+    from benchmark.decision import _bounds, _far, _levels
 
-    _, k = _levels(n, RESAMPLES, ALPHA)
+    p_of_count, k = _levels(n, RESAMPLES, ALPHA)
     rng = np.random.default_rng(n)
     for far in range(max(0, k - 3), k + 4):
         sums = np.where(np.arange(RESAMPLES) < far, -1.0, 1.0)
         sums[:far] -= rng.random(far)  # distinct values, the far ones at or below 0
         if far:
             sums[far - 1] = 0.0  # a resample mean of exactly 0 counts as far
-        (low, high), p, counted = _interval(rng.permutation(sums), 1.0, n, ALPHA)
-        assert counted == far
-        assert (low > 0) == (p < ALPHA) == (far <= k), (far, k, low, p)
+        column = rng.permutation(sums)[:, None]
+        counted = int(_far(column)[0])
+        low, high = _bounds(column, k)[:, 0]
+        assert counted == far and low <= high
+        assert (low > 0) == (p_of_count[counted] < ALPHA) == (far <= k), (far, k, low)
+        mirror_low, mirror_high = _bounds(-column, k)[:, 0]  # the mirror image switches alike
+        assert (mirror_high, mirror_low) == (-low, -high) and int(_far(-column)[0]) == far
 
 
 def test_too_few_images_never_decide():
