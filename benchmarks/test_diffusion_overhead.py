@@ -12,13 +12,18 @@ inpainting pipeline), at the size of the case. Every case works on the same test
 * ``run_<kind>_<device>``: a whole ``run_benchmark`` of ``<kind>:path=DIR`` on them (data,
   masks, loading the pipeline, the method, metrics, records and leaderboard files).
 
-The summary prints bare / path and bare / run: the share of the bare loop's speed the harness
-keeps (1.0 = no overhead). CUDA cases (256x256) skip without a GPU.
+The three run in turn in every round (order reversed every other round), so they share the
+load of a busy machine; the benchmark's own figure is the time of a whole round. The summary
+prints bare / path and bare / run, medians over the rounds: the share of the bare loop's speed
+the harness keeps (1.0 = no overhead), and the run's fixed cost (loading the pipeline, planning,
+files) as run - path. CUDA cases (256x256) skip without a GPU.
 """
 
 from __future__ import annotations
 
 import json
+import statistics
+import time
 from pathlib import Path
 
 import pytest
@@ -42,8 +47,7 @@ CASES = [
         marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
     ),
 ]
-#: median seconds by benchmark name, for the ratios of this file
-MEDIANS: dict[str, float] = {}
+ROUNDS = 5
 
 
 def tokenizer():
@@ -203,64 +207,68 @@ def bare_loop(kind: str, folder: Path, device: torch.device, masked, masks):
     return loop
 
 
-def _median(benchmark, name: str) -> None:
-    MEDIANS[name] = benchmark.stats.stats.median
-
-
-def _ratio(figure, kind: str, device: str, size: int, what: str) -> None:
-    bare, other = MEDIANS.get(f"bare_{kind}_{device}"), MEDIANS.get(f"{what}_{kind}_{device}")
-    if bare and other:
-        label = "method path" if what == "path" else "whole run"
-        figure(f"{kind} on {device} at {size}x{size}: bare loop / harness {label}", bare / other)
-
-
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("device, size", CASES)
-def test_bare(benchmark, pipelines, kind, device, size):
-    masked, masks = inputs(size)
-    loop = bare_loop(kind, pipelines(size)[kind], torch.device(device), masked, masks)
-    benchmark.pedantic(loop, rounds=5, warmup_rounds=1)
-    _median(benchmark, f"bare_{kind}_{device}")
-
-
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("device, size", CASES)
-def test_method_path(benchmark, pipelines, figure, kind, device, size):
-    masked, masks = inputs(size)
-    method = METHODS.build(f"{kind}:path={pipelines(size)[kind]},{PARAMS[kind]}")
-    method.to(torch.device(device))
+def method_path(kind: str, folder: Path, device: torch.device, masked, masks):
+    """The method as the pipeline calls it: fresh input copies, ``inpaint``, the output check."""
+    method = METHODS.build(f"{kind}:path={folder},{PARAMS[kind]}")
+    method.to(device)
     masked, masks = masked.to(device), masks.to(device)
 
     def path():
         return check_prediction(method.inpaint(masked.clone(), masks.clone()), masked)
 
-    benchmark.pedantic(path, rounds=5, warmup_rounds=1)
-    _median(benchmark, f"path_{kind}_{device}")
-    _ratio(figure, kind, device, size, "path")
+    return path
 
 
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("device, size", CASES)
-def test_whole_run(benchmark, pipelines, figure, tmp_path, kind, device, size):
-    spec = f"{kind}:path={pipelines(size)[kind]},{PARAMS[kind]}"
-    runs = iter(range(100))
+def whole_run(kind: str, folder: Path, device: str, size: int, out: Path):
+    """``run_benchmark`` of the method on the same images, into a fresh folder each time."""
+    runs = iter(range(1000))
 
-    def whole_run():
+    def run():
         config = RunConfig(
-            methods=[spec],
+            methods=[f"{kind}:path={folder},{PARAMS[kind]}"],
             masks=["square"],
             limit=N_IMAGES,
             size=size,
             workers=1,
             device=device,
-            out=str(tmp_path / f"run{next(runs)}"),
+            out=str(out / f"run{next(runs)}"),
             progress=False,
         )
-        return run_benchmark(config)
+        result = run_benchmark(config)
+        assert result.computed == N_IMAGES and result.failed == 0
+        records = [json.loads(line) for line in (result.run_dir / "records.jsonl").open()]
+        assert all(r["status"] == "ok" for r in records)
+        return result
 
-    result = benchmark.pedantic(whole_run, rounds=3, warmup_rounds=1)
-    assert result.computed == N_IMAGES and result.failed == 0
-    records = [json.loads(line) for line in (result.run_dir / "records.jsonl").open()]
-    assert all(r["status"] == "ok" for r in records)
-    _median(benchmark, f"run_{kind}_{device}")
-    _ratio(figure, kind, device, size, "run")
+    return run
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("device, size", CASES)
+def test_harness_against_bare_loop(benchmark, pipelines, figure, tmp_path, kind, device, size):
+    masked, masks = inputs(size)
+    folder, where = pipelines(size)[kind], torch.device(device)
+    phases = {
+        "bare": bare_loop(kind, folder, where, masked, masks),
+        "path": method_path(kind, folder, where, masked, masks),
+        "run": whole_run(kind, folder, device, size, tmp_path),
+    }
+    times: dict[str, list[float]] = {name: [] for name in phases}
+    rounds = iter(range(1000))
+
+    def one_round() -> None:
+        order = list(phases) if next(rounds) % 2 else list(phases)[::-1]
+        for name in order:
+            start = time.perf_counter()
+            phases[name]()
+            if where.type == "cuda":
+                torch.cuda.synchronize(where)
+            times[name].append(time.perf_counter() - start)
+
+    benchmark.pedantic(one_round, rounds=ROUNDS, warmup_rounds=1)
+    median = {name: statistics.median(values[1:]) for name, values in times.items()}
+    case = f"{kind} on {device} at {size}x{size}"
+    figure(f"{case}: bare loop / harness method path", median["bare"] / median["path"])
+    figure(f"{case}: bare loop / whole run", median["bare"] / median["run"])
+    figure(f"{case}: whole run's fixed cost, s (run - path)", median["run"] - median["path"])
+    figure(f"{case}: bare loop, ms per image", 1000 * median["bare"] / N_IMAGES)

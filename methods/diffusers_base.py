@@ -8,7 +8,8 @@
   ``torch.Generator``, seeded by :func:`image_seed`: SHA-256 of the text
   ``inpaint-bench diffusion seed v1``, the method's ``seed`` (signed 64-bit little-endian), the
   image's height and width (unsigned 32-bit little-endian each), its 8-bit masked pixels
-  ``round(255 x)`` as ``(3, H, W)`` bytes and its hole mask as ``(1, H, W)`` bytes (1 = hole);
+  ``round(255 x)``, holes 0, as ``(3, H, W)`` bytes and its hole mask as ``(1, H, W)`` bytes
+  (1 = hole);
   the first 8 bytes of the digest, read little-endian with the top bit cleared. The noise of an
   image therefore depends only on the seed and on what the method sees of that image: never on
   the batch size, the worker count, the executor or resuming.
@@ -230,7 +231,12 @@ class DiffusersMethod(Method):
         raise NotImplementedError
 
     def fill(self, masked: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, Problems]:
-        """Every image of the batch sampled alone with its own generator; per-image reasons."""
+        """Every image of the batch sampled alone with its own generator; per-image reasons.
+
+        Hole pixels are set to 0 first: whatever a caller leaves there reaches neither the seed
+        nor the pipeline (which reads them when it encodes the whole image, e.g. strength < 1).
+        """
+        masked = masked.masked_fill(mask, 0.0)
         outputs, problems = [], []
         for image, hole in zip(masked, mask):
             generator = image_generator(self.seed, image, hole)

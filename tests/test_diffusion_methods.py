@@ -397,6 +397,16 @@ def test_latent_pipeline_pads_to_its_factor_and_crops_back(folders) -> None:
     assert torch.equal(out[1:], as_images(images)[..., 2:22, 2:30])
 
 
+@pytest.mark.parametrize("kind, extra", [("repaint", ""), ("diffusers", "strength=0.7")])
+def test_hole_pixels_are_never_read(kind, extra, folders) -> None:
+    """Values a caller leaves in the hole reach neither the seed nor the pipeline (which reads
+    them when it encodes the whole image: strength < 1)."""
+    masked, mask = batch(2)
+    method = build(kind, folders, extra)
+    garbage = masked.masked_fill(mask, 1.0)
+    assert torch.equal(method.inpaint(garbage, mask), method.inpaint(masked, mask))
+
+
 # -- RePaint's resize to the UNet's size -----------------------------------------------------
 
 
