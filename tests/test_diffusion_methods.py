@@ -397,6 +397,23 @@ def test_latent_pipeline_pads_to_its_factor_and_crops_back(folders) -> None:
     assert torch.equal(out[1:], as_images(images)[..., 2:22, 2:30])
 
 
+@pytest.mark.parametrize("layout", ["ddpm-pipeline", "bare-unet"])
+def test_repaint_reads_other_ddpm_layouts(layout, folders, tmp_path) -> None:
+    """A DDPMPipeline folder (its DDPMScheduler config carries over) and a bare UNet folder
+    (config.json and weights at the top) sample as the RePaintPipeline folder does."""
+    from diffusers import DDPMPipeline, DDPMScheduler, RePaintPipeline
+
+    unet = RePaintPipeline.from_pretrained(folders["repaint"], local_files_only=True).unet
+    folder = tmp_path / layout
+    if layout == "ddpm-pipeline":
+        DDPMPipeline(unet=unet, scheduler=DDPMScheduler()).save_pretrained(folder)
+    else:
+        unet.save_pretrained(folder)
+    masked, mask = batch(1)
+    expected = build("repaint", folders).inpaint(masked, mask)
+    assert torch.equal(build("repaint", folders, folder=folder).inpaint(masked, mask), expected)
+
+
 @pytest.mark.parametrize("kind, extra", [("repaint", ""), ("diffusers", "strength=0.7")])
 def test_hole_pixels_are_never_read(kind, extra, folders) -> None:
     """Values a caller leaves in the hole reach neither the seed nor the pipeline (which reads
