@@ -13,10 +13,15 @@ Weight values do not change the cost, so both sides load seeded stand-ins of the
 ``TORCH_HOME``: nothing is downloaded. The summary prints images/s of each side and the ratio
 ours / torchmetrics (above 1: faster). Needs torchmetrics with torchvision and torch-fidelity
 (torchvision only imports beside its own torch build), so it runs in the scratch environment
-of ``scripts/make_perceptual_golden.py``; elsewhere it is skipped::
+of ``scripts/make_perceptual_golden.py`` with the project's own dependencies added (the suite's
+conftest imports the harness); elsewhere it is skipped::
 
+    /tmp/refvenv/bin/python -m pip install pytest pytest-benchmark kornia scikit-image tabulate \
+        opencv-contrib-python-headless tqdm safetensors simplejpeg matplotlib
     PYTHONPATH=. /tmp/refvenv/bin/python -m pytest benchmarks/test_perceptual_throughput.py \
         --benchmark-only
+
+On a shared machine the load drifts between tests; the ratio is only as good as that.
 """
 
 from __future__ import annotations
