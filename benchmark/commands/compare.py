@@ -2,28 +2,38 @@
 
 BASELINE is a baseline file written by ``--update`` (or a run directory); NEW is a run
 directory (or a baseline file). For every mask and method the gate shows the mean PSNR and SSIM
-of both sides on the images both measured, their difference and a marker, and exits
+of both sides on the images both measured, their difference with its interval and p-value, the
+number of broken images, and a marker, and exits
 
 - **0**: no regression;
 - **1**: a regression, and only then: a method/mask pair got worse by more than the tolerance
-  (``--tolerance-db``, ``--tolerance-ssim``) **and** the drop is significant (``p < 0.05``), or
-  it failed more images than before, or it no longer measures an image the baseline measured;
+  (``--tolerance-db``, ``--tolerance-ssim``) **and** the drop is significant after Holm's
+  correction over every comparison of the gate, or it failed more images than before, or it no
+  longer measures an image the baseline measured, or (``--max-broken N``) more than N of its
+  images got worse by more than ``--broken-db`` / ``--broken-ssim``;
 - **2**: the gate cannot decide, and **fails closed**: a missing, unreadable or malformed file;
   per-image values missing, NaN or inconsistent with the leaderboard on either side (a baseline
   without a ``per_image`` section, a run folder without ``records.jsonl`` or ``run.json``, an
-  unfinished run); different configurations (data set, split, size, seed, number of images,
-  mask parameters); an empty or partial baseline (no tables, a table without entries, an entry
-  that does not cover every image) unless ``--allow-missing``; baseline entries missing from
-  NEW unless ``--allow-missing``; nothing compared at all.
+  unfinished run); different data or configurations (data set content, masks, image size,
+  split, seed, protocol, number of images: :mod:`benchmark.commands.compare_data`; accepted,
+  and said, with ``--allow-data-change``); an empty or partial baseline (no tables, a table
+  without entries, an entry that does not cover every image) unless ``--allow-missing``;
+  baseline entries missing from NEW unless ``--allow-missing``; nothing compared at all; with
+  ``--fail-inconclusive``, a comparison its images cannot decide.
 
 The package version may differ (that is what the gate compares).
 
-**The paired test.** Both sides were measured on the same images with the same holes, so the
-drop is tested image by image on the images both sides measured: the Wilcoxon signed-rank test
-on the per-image differences NEW − BASELINE, with a bootstrap 95 % CI of their mean
-(:mod:`benchmark.significance`). A run directory supplies its per-image values from
-``records.jsonl`` (the records of the exact method version its leaderboard reports). A
-committed baseline has no records, so ``--update`` embeds them:
+**The rule** (:mod:`benchmark.decision`, the one every "better", "worse" and ``≈`` uses). Both
+sides were measured on the same images with the same holes, so each entry and metric is decided
+on the per-image differences NEW − BASELINE over the images both measured: their mean, a
+seeded 10,000-resample bootstrap interval and its p-value. Every metric of every compared entry
+is one comparison of a family, and Holm's step-down correction keeps the chance of any false
+alarm in the whole gate at 5 %: each interval is printed at the level Holm tested it at, and
+the printed p is Holm's adjusted p, below 0.05 exactly when that interval excludes 0. A
+difference that is not significant is ``ok`` when its interval lies inside the tolerance and
+``inconclusive`` (with the images that would decide it) when it reaches beyond. A run directory
+supplies its per-image values from ``records.jsonl`` (the records of the exact method version
+its leaderboard reports). A committed baseline has no records, so ``--update`` embeds them:
 ``per_image[mask][method] = {"psnr": [...], "ssim": [...]}``, one value per image index
 (``null`` = not measured: the image failed), rounded to 4 decimals (1e-4 dB, 1e-4 SSIM: far
 below both tolerances). Both sides are compared at that precision, so an unchanged method
@@ -48,47 +58,95 @@ import numpy as np
 from tabulate import tabulate
 
 from benchmark.commands.baseline import PER_IMAGE_DECIMALS, write_baseline
+from benchmark.commands.compare_data import check_same_data
 from benchmark.commands.sides import (
     GATED_METRICS,
     Side,
     baseline_gaps,
-    check_comparable,
     check_complete_run,
     load_for_gate,
 )
+from benchmark.decision import (
+    ALPHA,
+    BETTER,
+    BROKEN_AT,
+    INCONCLUSIVE,
+    TOLERANCES,
+    WORSE,
+    Decision,
+    ResampleCounts,
+    decide_family,
+    signed,
+)
 from benchmark.errors import BenchmarkError, UsageError
-from benchmark.significance import SIGNIFICANCE_LEVEL, Series, common_values, compare_series
+from benchmark.significance import Series, common_values
 
-DEFAULT_TOLERANCE_DB = 0.05
-DEFAULT_TOLERANCE_SSIM = 0.001
+DEFAULT_TOLERANCE_DB = TOLERANCES["psnr"]
+DEFAULT_TOLERANCE_SSIM = TOLERANCES["ssim"]
+DEFAULT_BROKEN_DB = BROKEN_AT["psnr"]
+DEFAULT_BROKEN_SSIM = BROKEN_AT["ssim"]
 
 EXAMPLES = """\
 examples:
   python -m benchmark compare results/baseline.json results/runs/ci
   python -m benchmark compare old-run/ new-run/ --tolerance-db 0.1
+  python -m benchmark compare old-run/ new-run/ --max-broken 0 --fail-inconclusive
   python -m benchmark compare results/baseline.json results/runs/ci --allow-missing
   python -m benchmark compare results/baseline.json results/runs/ci --update   # new baseline
 
 Exit status: 0 no regression; 1 a regression (and only that); 2 the gate cannot decide:
-missing, NaN or unreadable per-image data on either side, an unfinished run, different
-configurations, an empty or partial baseline, or entries missing from NEW (--allow-missing
-accepts the last two).
+missing, NaN or unreadable per-image data on either side, an unfinished run, different data
+or configurations (--allow-data-change compares anyway), an empty or partial baseline, entries
+missing from NEW (--allow-missing accepts the last two), or, with --fail-inconclusive, a
+comparison the images cannot decide.
 """
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What the gate calls a regression (see the module docstring)."""
+
+    tolerance_db: float = DEFAULT_TOLERANCE_DB
+    tolerance_ssim: float = DEFAULT_TOLERANCE_SSIM
+    broken_db: float = DEFAULT_BROKEN_DB
+    broken_ssim: float = DEFAULT_BROKEN_SSIM
+    max_broken: int | None = None
+    fail_inconclusive: bool = False
+    alpha: float = ALPHA
+
+    def tolerance(self, metric: str) -> float:
+        return {"psnr": self.tolerance_db, "ssim": self.tolerance_ssim}[metric]
+
+    def broken_at(self, metric: str) -> float:
+        return {"psnr": self.broken_db, "ssim": self.broken_ssim}[metric]
+
+    def check(self) -> None:
+        """Refuse values that make no rule (a UsageError, exit 2)."""
+        for name in ("tolerance_db", "tolerance_ssim", "broken_db", "broken_ssim"):
+            value = getattr(self, name)
+            if not value >= 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be a number >= 0, got {value}")
+        if self.max_broken is not None and self.max_broken < 0:
+            raise UsageError(f"--max-broken must be an integer >= 0, got {self.max_broken}")
 
 
 # -- comparison -------------------------------------------------------------------------------
 @dataclass
 class MetricDelta:
-    """One metric of one entry, on the images both sides measured: means, change, test."""
+    """One metric of one entry, on the images both sides measured: means and the decision."""
 
     base: float | None  # mean of the baseline on the paired images
     new: float | None
-    delta: float  # NEW - BASELINE, mean over the paired images
-    ci_low: float
-    ci_high: float
-    p_value: float
-    n: int
-    verdict: str  # "worse", "worse (n.s.)", "better", "same"
+    decision: Decision | None  # on NEW - BASELINE; None: no image paired
+    regression: bool = False  # a significant drop beyond the tolerance, or unmeasurable
+
+    @property
+    def delta(self) -> float:
+        return self.decision.difference if self.decision else math.nan
+
+    @property
+    def n(self) -> int:
+        return self.decision.n if self.decision else 0
 
 
 @dataclass
@@ -101,14 +159,29 @@ class EntryComparison:
     failed_now: int = 0
     lost: int = 0  # images the baseline measured that NEW did not
     new_entry: dict[str, Any] | None = None
+    max_broken: int | None = None
+
+    @property
+    def too_broken(self) -> bool:
+        """More images broken than ``max_broken`` allows, in any metric."""
+        return self.max_broken is not None and any(
+            d.decision is not None and d.decision.n_broken > self.max_broken
+            for d in self.metrics.values()
+        )
 
     @property
     def regression(self) -> bool:
-        """Worse beyond tolerance and significant, more failures, or images no longer measured."""
-        worse = any(d.verdict == "worse" for d in self.metrics.values())
+        """A significant drop beyond the tolerance, more failures, images no longer measured,
+        or too many broken images."""
         return self.status == "compared" and (
-            worse or self.failed_now > self.failed_before or self.lost > 0
+            any(d.regression for d in self.metrics.values())
+            or self.failed_now > self.failed_before
+            or self.lost > 0
+            or self.too_broken
         )
+
+    def verdicts(self) -> set[str]:
+        return {d.decision.verdict for d in self.metrics.values() if d.decision is not None}
 
     @property
     def marker(self) -> str:
@@ -120,12 +193,15 @@ class EntryComparison:
             extra = self.failed_now - self.failed_before
             notes = [f"+{extra} failed"] if extra > 0 else []
             notes += [f"{self.lost} images no longer measured"] if self.lost > 0 else []
+            notes += [f"over {self.max_broken} broken"] if self.too_broken else []
             return "▼ REGRESSION" + (f" ({', '.join(notes)})" if notes else "")
-        verdicts = {d.verdict for d in self.metrics.values()}
-        if "better" in verdicts:
+        verdicts = self.verdicts()
+        if WORSE in verdicts:
+            return "worse, within tolerance"
+        if BETTER in verdicts:
             return "▲ better"
-        if "worse (n.s.)" in verdicts:
-            return "worse, n.s."
+        if INCONCLUSIVE in verdicts:
+            return "inconclusive"
         return "ok"
 
 
@@ -134,82 +210,62 @@ def _mean(entry: dict[str, Any], metric: str) -> float | None:
     return float(value) if value is not None and entry.get("n") else None
 
 
-def _verdict(delta: float, p_value: float, tolerance: float) -> str:
-    if not math.isfinite(delta):  # fail closed: an unmeasurable change is never "same"
-        return "worse"
-    significant = p_value < SIGNIFICANCE_LEVEL
-    if -delta > tolerance:
-        return "worse" if significant else "worse (n.s.)"
-    if delta > tolerance and significant:
-        return "better"
-    return "same"
-
-
 def _rounded(series: Series, metric: str) -> Series:
     return {"index": series["index"], metric: np.round(series[metric], PER_IMAGE_DECIMALS)}
 
 
-def compare_metric(base: Series, new: Series, metric: str, tolerance: float) -> MetricDelta:
-    """Compare one metric image by image on the images both sides measured.
-
-    Both sides at the baseline's precision: an unchanged method differs by exactly 0. When
-    neither side measured any image the metric is "same" (nothing changed); when only one did,
-    the failures decide (see :attr:`EntryComparison.regression`).
-    """
-    base_r, new_r = _rounded(base, metric), _rounded(new, metric)
-    values_new, values_base = common_values(new_r, base_r, metric)
-    d = compare_series(new_r, base_r, metric)
-    if d.n == 0:
-        nan = float("nan")
-        verdict = "same" if not len(base["index"]) else "worse"
-        return MetricDelta(None, None, nan, nan, nan, nan, 0, verdict)
-    verdict = _verdict(d.mean, d.p_value, tolerance)
-    return MetricDelta(
-        float(values_base.mean()),
-        float(values_new.mean()),
-        d.mean,
-        d.ci_low,
-        d.ci_high,
-        d.p_value,
-        d.n,
-        verdict,
-    )
+def paired_values(base: Series, new: Series, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(base, new)`` values of ``metric`` on the images both measured, at the baseline's
+    precision: an unchanged method differs by exactly 0."""
+    return common_values(_rounded(base, metric), _rounded(new, metric), metric)
 
 
-def compare_sides(
-    base: Side,
-    new: Side,
-    tolerance_db: float = DEFAULT_TOLERANCE_DB,
-    tolerance_ssim: float = DEFAULT_TOLERANCE_SSIM,
-) -> list[EntryComparison]:
+def compare_sides(base: Side, new: Side, rules: Rules | None = None) -> list[EntryComparison]:
     """Every (mask, method) of either side, in the baseline's order, new entries last.
 
-    Both sides must hold per-image values of every entry (:func:`load_side` makes sure).
+    Both sides must hold per-image values of every entry (:func:`load_side` makes sure). Every
+    metric of every compared entry is one member of the family that Holm's correction covers
+    (:func:`benchmark.decision.decide_family`). When neither side measured any image of an
+    entry the metric is "same"; when only the baseline did, it fails closed (a regression).
     """
-    tolerances = {"psnr": tolerance_db, "ssim": tolerance_ssim}
+    rules = rules or Rules()
     base_entries, new_entries = base.entries(), new.entries()
-    results = []
+    results, family = [], []
     for key, base_entry in base_entries.items():
-        mask, method = key
         new_entry = new_entries.get(key)
         if new_entry is None:
-            results.append(EntryComparison(mask, method, "missing"))
+            results.append(EntryComparison(*key, "missing"))
             continue
         base_series, new_series = _series_of(base, key), _series_of(new, key)
         row = EntryComparison(
-            mask,
-            method,
+            *key,
             "compared",
             failed_before=int(base_entry["failed"]),
             failed_now=int(new_entry["failed"]),
             lost=len(np.setdiff1d(base_series["index"], new_series["index"])),
             new_entry=new_entry,
+            max_broken=rules.max_broken,
         )
         for metric in GATED_METRICS:
-            row.metrics[metric] = compare_metric(
-                base_series, new_series, metric, tolerances[metric]
-            )
+            before, after = paired_values(base_series, new_series, metric)
+            if len(before):
+                family.append((row, metric, before, after))
+            else:  # nothing paired: fail closed when the baseline had images
+                unmeasurable = len(base_series["index"]) > 0
+                row.metrics[metric] = MetricDelta(None, None, None, regression=unmeasurable)
         results.append(row)
+    decisions = decide_family(
+        [after - before for _, _, before, after in family],
+        tolerance=[rules.tolerance(metric) for _, metric, _, _ in family],
+        broken_at=[rules.broken_at(metric) for _, metric, _, _ in family],
+        alpha=rules.alpha,
+        counts=ResampleCounts(),
+    )
+    for (row, metric, before, after), decision in zip(family, decisions):
+        drop = decision.significant and decision.difference < -rules.tolerance(metric)
+        row.metrics[metric] = MetricDelta(
+            float(before.mean()), float(after.mean()), decision, regression=drop
+        )
     for key, new_entry in new_entries.items():
         if key not in base_entries:
             results.append(EntryComparison(*key, "new", new_entry=new_entry))
@@ -234,17 +290,26 @@ def _number(value: float | None, decimals: int, sign: bool = False) -> str:
     return f"{value:+.{decimals}f}" if sign else f"{value:.{decimals}f}"
 
 
-def _p(value: float) -> str:
-    if not math.isfinite(value):
-        return "—"
-    return "<1e-4" if value < 1e-4 else f"{value:.4f}"
+def _interval(decision: Decision, decimals: int) -> str:
+    if not (math.isfinite(decision.ci_low) and math.isfinite(decision.ci_high)):
+        return "unbounded"
+    return f"{signed(decision.ci_low, decimals)} to {signed(decision.ci_high, decimals)}"
+
+
+def _p(decision: Decision) -> str:
+    """Holm's adjusted p-value (below alpha exactly when the interval excludes 0)."""
+    p = decision.p_adjusted if decision.p_adjusted is not None else decision.p
+    if decision.p_is_bound:
+        return f"≤{math.ceil(p * 1e4) / 1e4:.4f}"
+    return "<1e-4" if p < 1e-4 else f"{p:.4f}"
 
 
 def render_comparison(results: list[EntryComparison]) -> str:
-    """One plain-text table per mask: baseline, new, delta and p per metric, then a marker."""
+    """One plain-text table per mask: per metric the baseline and new means, the change with
+    its interval, Holm's p and the broken images; then the image count and a marker."""
     header = ["method"]
     for label, _ in GATED_METRICS.values():
-        header += [f"{label} base", f"{label} new", f"Δ {label}", "p"]
+        header += [f"{label} base", f"{label} new", f"Δ {label}", "CI", "p", "broken"]
     header += ["n", "marker"]
     parts = []
     for mask in dict.fromkeys(r.mask for r in results):
@@ -253,17 +318,18 @@ def render_comparison(results: list[EntryComparison]) -> str:
             cells: list[Any] = [r.method]
             for metric, (_, decimals) in GATED_METRICS.items():
                 d = r.metrics.get(metric)
-                if d is None:
+                if d is None or d.decision is None:
                     new = _mean(r.new_entry, metric) if r.new_entry else None
-                    cells += ["—", _number(new, decimals), "—", "—"]
-                else:
-                    delta = _number(d.delta, decimals + 1, sign=True)
-                    cells += [
-                        _number(d.base, decimals),
-                        _number(d.new, decimals),
-                        delta,
-                        _p(d.p_value),
-                    ]
+                    cells += ["—", _number(new, decimals), "—", "—", "—", "—"]
+                    continue
+                cells += [
+                    _number(d.base, decimals),
+                    _number(d.new, decimals),
+                    _number(d.delta, decimals + 1, sign=True),
+                    _interval(d.decision, decimals),
+                    _p(d.decision),
+                    d.decision.n_broken,
+                ]
             n = r.metrics["psnr"].n if "psnr" in r.metrics else (r.new_entry or {}).get("n", "—")
             rows.append([*cells, n, r.marker])
         parts += [
@@ -274,20 +340,38 @@ def render_comparison(results: list[EntryComparison]) -> str:
     return "\n".join(parts)
 
 
+def explanation(results: list[EntryComparison], rules: Rules) -> str:
+    """The line under the tables that says what every column and marker means."""
+    decided = [d.decision for r in results for d in r.metrics.values() if d.decision]
+    broken = (
+        f", or more than {rules.max_broken} broken images" if rules.max_broken is not None else ""
+    )
+    return (
+        "Δ = NEW − BASELINE, mean over the images both measured; CI = its bootstrap confidence "
+        f"interval at the level Holm's correction tested it ({len(decided)} comparisons, "
+        f"family-wise α = {rules.alpha:g}); p = Holm-adjusted bootstrap p, below {rules.alpha:g} "
+        "exactly when the CI excludes 0; broken = images worse by more than "
+        f"{rules.broken_db:g} dB PSNR / {rules.broken_ssim:g} SSIM. REGRESSION = a significant "
+        f"drop larger than {rules.tolerance_db:g} dB PSNR or {rules.tolerance_ssim:g} SSIM, more "
+        f"failed images, images the baseline measured that are no longer measured{broken}."
+    )
+
+
 def summary_lines(
-    results: list[EntryComparison], tolerance_db: float, tolerance_ssim: float, allow_missing: bool
+    results: list[EntryComparison], rules: Rules, allow_missing: bool
 ) -> tuple[list[str], int]:
     """Explanation and verdict lines under the tables, and the exit status (0, 1 or 2)."""
     regressions = [r for r in results if r.regression]
     missing = [r for r in results if r.status == "missing"]
     new = [r for r in results if r.status == "new"]
     compared = [r for r in results if r.status == "compared"]
-    lines = [
-        "Δ = NEW − BASELINE on the images both measured; p = Wilcoxon signed-rank test on the "
-        f"per-image differences; REGRESSION = drop > {tolerance_db:g} dB PSNR or "
-        f"> {tolerance_ssim:g} SSIM with p < {SIGNIFICANCE_LEVEL:g}, more failed images, or "
-        "images the baseline measured that are no longer measured."
+    open_ = [
+        (r, metric, d.decision)
+        for r in compared
+        for metric, d in r.metrics.items()
+        if d.decision is not None and d.decision.verdict == INCONCLUSIVE
     ]
+    lines = [explanation(results, rules)]
     if new:
         lines.append("new entries: " + ", ".join(f"{r.method}/{r.mask}" for r in new))
     if missing:
@@ -296,6 +380,13 @@ def summary_lines(
             "(allowed by --allow-missing)" if allow_missing else "(pass --allow-missing to accept)"
         )
         lines.append(f"missing from NEW: {names} {fix}")
+    if open_:
+        named = ", ".join(
+            f"{r.method}/{r.mask} {GATED_METRICS[m][0]}"
+            + (f" (about {d.images_needed:,} images would decide it)" if d.images_needed else "")
+            for r, m, d in open_
+        )
+        lines.append(f"inconclusive (the CI includes 0 and reaches beyond the tolerance): {named}")
     if regressions:
         names = ", ".join(f"{r.method}/{r.mask}" for r in regressions)
         lines.append(f"gate: FAIL — {len(regressions)} regression(s): {names}")
@@ -308,15 +399,19 @@ def summary_lines(
     if not compared:
         lines.append("gate: ERROR — nothing compared: cannot decide")
         return lines, 2
+    if open_ and rules.fail_inconclusive:
+        lines.append(
+            f"gate: ERROR — {len(open_)} comparison(s) inconclusive (--fail-inconclusive): "
+            "cannot decide"
+        )
+        return lines, 2
     lines.append(f"gate: PASS — {len(compared)} entries compared, no regression")
     return lines, 0
 
 
 # -- command ----------------------------------------------------------------------------------
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of ``compare``."""
-    parser.add_argument("baseline", help="baseline leaderboard.json (or run directory)")
-    parser.add_argument("new", help="new run directory (or leaderboard.json)")
+def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of the gate's rule, shared by ``compare`` and ``gate``."""
     parser.add_argument(
         "--tolerance-db",
         type=float,
@@ -330,10 +425,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"largest SSIM drop that never fails (default {DEFAULT_TOLERANCE_SSIM})",
     )
     parser.add_argument(
+        "--broken-db",
+        type=float,
+        default=DEFAULT_BROKEN_DB,
+        help=f"an image is broken when its PSNR drops by more (default {DEFAULT_BROKEN_DB:g} dB)",
+    )
+    parser.add_argument(
+        "--broken-ssim",
+        type=float,
+        default=DEFAULT_BROKEN_SSIM,
+        help=f"an image is broken when its SSIM drops by more (default {DEFAULT_BROKEN_SSIM:g})",
+    )
+    parser.add_argument(
+        "--max-broken",
+        type=int,
+        default=None,
+        metavar="N",
+        help="fail when an entry has more than N broken images (default: counted, not a rule)",
+    )
+    parser.add_argument(
+        "--fail-inconclusive",
+        action="store_true",
+        help="exit 2 when a comparison is inconclusive (too few images to tell)",
+    )
+    parser.add_argument(
         "--allow-missing",
         action="store_true",
         help="baseline entries missing from NEW do not fail the gate",
     )
+    parser.add_argument(
+        "--allow-data-change",
+        action="store_true",
+        help="compare even when the data differ (data set, masks, size, seed, ...); says so",
+    )
+
+
+def rule_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of :func:`gate` from the options of :func:`add_rule_arguments`."""
+    return {
+        "tolerance_db": args.tolerance_db,
+        "tolerance_ssim": args.tolerance_ssim,
+        "allow_missing": args.allow_missing,
+        "broken_db": args.broken_db,
+        "broken_ssim": args.broken_ssim,
+        "max_broken": args.max_broken,
+        "fail_inconclusive": args.fail_inconclusive,
+        "allow_data_change": args.allow_data_change,
+    }
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``compare``."""
+    parser.add_argument("baseline", help="baseline leaderboard.json (or run directory)")
+    parser.add_argument("new", help="new run directory (or leaderboard.json)")
+    add_rule_arguments(parser)
     parser.add_argument(
         "--update",
         action="store_true",
@@ -349,15 +494,21 @@ def gate(
     allow_missing: bool = False,
     update: bool = False,
     update_command: str | None = None,
+    *,
+    broken_db: float = DEFAULT_BROKEN_DB,
+    broken_ssim: float = DEFAULT_BROKEN_SSIM,
+    max_broken: int | None = None,
+    fail_inconclusive: bool = False,
+    allow_data_change: bool = False,
 ) -> int:
     """Compare (print the tables) and return the exit status; or rewrite the baseline.
 
     Whatever is not a regression never returns 1: problems with the inputs raise a
     :class:`UsageError` (exit 2), see the module docstring.
     """
-    for name, value in (("--tolerance-db", tolerance_db), ("--tolerance-ssim", tolerance_ssim)):
-        if not value >= 0:
-            raise UsageError(f"{name} must be a number >= 0, got {value}")
+    rules = Rules(tolerance_db, tolerance_ssim, broken_db, broken_ssim, max_broken,
+                  fail_inconclusive)  # fmt: skip
+    rules.check()
     new_side = load_for_gate(new, "new")
     if update:
         command = update_command or shlex.join(
@@ -371,11 +522,11 @@ def gate(
         return 0
     base_side = load_baseline(baseline, allow_missing)
     check_complete_run(new_side)
-    check_comparable(base_side, new_side)
-    results = compare_sides(base_side, new_side, tolerance_db, tolerance_ssim)
-    lines, status = summary_lines(results, tolerance_db, tolerance_ssim, allow_missing)
+    notes = check_same_data(base_side, new_side, allow_data_change)
+    results = compare_sides(base_side, new_side, rules)
+    lines, status = summary_lines(results, rules, allow_missing)
     print(render_comparison(results))
-    print("\n".join(lines))
+    print("\n".join(notes + lines))
     return status
 
 
@@ -397,15 +548,7 @@ def load_baseline(path: str | Path, allow_missing: bool = False) -> Side:
 
 def run(args: argparse.Namespace) -> int:
     """``compare`` subcommand: exit 0 (pass), 1 (a regression) or 2 (cannot decide)."""
-    return fail_closed(
-        gate,
-        args.baseline,
-        args.new,
-        args.tolerance_db,
-        args.tolerance_ssim,
-        args.allow_missing,
-        args.update,
-    )
+    return fail_closed(gate, args.baseline, args.new, update=args.update, **rule_options(args))
 
 
 def fail_closed(function: Any, *args: Any, **kwargs: Any) -> int:

@@ -8,9 +8,11 @@ without changing its fingerprint, so reusing earlier records would hide exactly 
 the gate is for. Then NEW = that run is compared with ``--baseline`` (default
 ``results/baseline.json``) as ``compare`` does; ``--update`` rewrites the baseline instead.
 
-Exit status as ``compare``: 0 no regression, 1 a regression and nothing else, 2 the gate could
-not decide. Everything that goes wrong before the comparison (a missing or unusable baseline or
-configuration, a data set or weights file the run cannot read) exits 2: the gate fails closed.
+Exit status as ``compare`` (the same rule and options: tolerances, broken images,
+``--max-broken``, ``--fail-inconclusive``, ``--allow-data-change``): 0 no regression, 1 a
+regression and nothing else, 2 the gate could not decide. Everything that goes wrong before
+the comparison (a missing or unusable baseline or configuration, a data set or weights file
+the run cannot read) exits 2: the gate fails closed.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ import time
 from pathlib import Path
 
 from benchmark.commands.compare import (
-    DEFAULT_TOLERANCE_DB,
-    DEFAULT_TOLERANCE_SSIM,
+    add_rule_arguments,
     fail_closed,
     gate,
     load_baseline,
+    rule_options,
 )
 from benchmark.errors import UsageError
 from benchmark.run.artifacts import RUN_FILES
@@ -49,7 +51,8 @@ examples:
 
 Exit status: 0 no regression; 1 a regression (and only that); 2 the gate cannot decide (a
 missing or unusable baseline or configuration, a run that fails before the comparison,
-missing or NaN per-image data, an empty or partial baseline, different configurations).
+missing or NaN per-image data, an empty or partial baseline, different data or
+configurations, or with --fail-inconclusive a comparison its images cannot decide).
 """
 
 
@@ -135,9 +138,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", default=DEFAULT_OUT, help=f"run folder, emptied first (default {DEFAULT_OUT})"
     )
-    parser.add_argument("--tolerance-db", type=float, default=DEFAULT_TOLERANCE_DB)
-    parser.add_argument("--tolerance-ssim", type=float, default=DEFAULT_TOLERANCE_SSIM)
-    parser.add_argument("--allow-missing", action="store_true")
+    add_rule_arguments(parser)  # the rule's options, as compare has them
     parser.add_argument(
         "--update", action="store_true", help="rewrite the baseline from this run instead"
     )
@@ -176,9 +177,7 @@ def _gate(args: argparse.Namespace) -> int:
     return gate(
         args.baseline,
         result.run_dir,
-        args.tolerance_db,
-        args.tolerance_ssim,
-        args.allow_missing,
-        args.update,
+        update=args.update,
         update_command=command,
+        **rule_options(args),
     )
