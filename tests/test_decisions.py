@@ -26,9 +26,11 @@ from benchmark.decision import (
     ResampleCounts,
     decide,
     decide_columns,
+    decide_family,
     decide_pairs,
     holm,
     holm_adjusted,
+    holm_levels,
     images_needed,
     resample_sums,
     to_grid,
@@ -295,6 +297,36 @@ def test_holm_keeps_the_family_wise_false_alarms_at_alpha():
     alone = np.mean((p < ALPHA).any(axis=1))
     assert any_alarm <= ALPHA + 3 * math.sqrt(ALPHA * (1 - ALPHA) / families)
     assert alone > 0.25
+
+
+def test_holm_levels_reject_exactly_what_holm_rejects():
+    rng = np.random.default_rng(14)
+    for m in (1, 3, 10, 44):
+        for _ in range(50):
+            p = (rng.random(m) ** 4).tolist()
+            levels = holm_levels(p, 0.05)
+            assert [q < a for q, a in zip(p, levels)] == holm(p, 0.05)
+            assert all(0.05 / m <= a <= 0.05 for a in levels)
+
+
+def test_a_family_decides_with_holm_and_prints_intervals_that_agree():
+    """Ten comparisons, two of them real drops of different sizes, one of different length:
+    significant == interval excludes 0 == adjusted p below alpha == Holm's rejection."""
+    rng = np.random.default_rng(15)
+    columns = [rng.normal(0, 1, 300) for _ in range(8)]
+    columns += [rng.normal(-0.4, 1, 300), rng.normal(-0.15, 1, 500)]
+    family = decide_family(columns, tolerance=0.05, broken_at=2.5)
+    raw = [d.p for d in family]
+    assert [d.significant for d in family] == holm(raw)
+    assert [d.p_adjusted for d in family] == holm_adjusted(raw)
+    assert [d.alpha for d in family] == holm_levels(raw)
+    for d, column in zip(family, columns):
+        assert d.significant == (d.ci_low > 0 or d.ci_high < 0) == (d.p_adjusted < ALPHA)
+        assert d.n_broken == int(np.sum(column < -2.5)) and d.n == len(column)
+        alone = decide(column, wilcoxon=False)  # the same resamples, at the family's level
+        assert d.p == alone.p and d.ci_low <= alone.ci_low and d.ci_high >= alone.ci_high
+    assert family[8].significant and family[8].verdict == WORSE
+    assert sum(d.significant for d in family) >= 1
 
 
 # -- the contract: every printed decision agrees with the interval beside it -----------------
