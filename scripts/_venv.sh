@@ -6,8 +6,9 @@
 # Environment: PYTHON (interpreter that creates the venv, default python3); TORCH (the torch
 # requirement installed when torch is missing, default the version CI and the baseline use);
 # TORCH_INDEX_URL (package index for torch: the PyTorch CPU wheel index from pytorch.org's
-# install selector gives the CPU build on any machine; default: pip's own configuration);
-# BENCH_VENV (overrides DIR, used by CI).
+# install selector gives the CPU build on any machine; default: pip's own configuration; on
+# Linux without an NVIDIA GPU, one line says how to choose the CPU build before torch is
+# installed); BENCH_VENV (overrides DIR, used by CI).
 # A stamp file records what was installed (pyproject.toml's hash and the extras): a second run
 # with the same stamp installs nothing.
 
@@ -16,6 +17,26 @@ set -euo pipefail
 has_torch() {  # without importing it (seconds): is a torch package installed for Python $1?
     "$1" -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("torch") is None)' \
         2>/dev/null
+}
+
+#: Present when an NVIDIA driver is loaded (a variable so that tests can point it elsewhere).
+NVIDIA_PROC_DIR=/proc/driver/nvidia
+#: PyTorch's CPU wheel index: the example the hint below gives.
+TORCH_CPU_INDEX=https://download.pytorch.org/whl/cpu
+
+has_nvidia_gpu() {  # an NVIDIA driver answers (nvidia-smi) or is loaded (/proc/driver/nvidia)
+    if command -v nvidia-smi >/dev/null 2>&1 && timeout 20 nvidia-smi -L >/dev/null 2>&1; then
+        return 0
+    fi
+    [ -e "$NVIDIA_PROC_DIR" ]
+}
+
+cpu_torch_hint() {  # one line before torch is installed on Linux without an NVIDIA GPU
+    if [ -z "${TORCH_INDEX_URL:-}" ] && [ "$(uname -s)" = Linux ] && ! has_nvidia_gpu; then
+        echo "setup: no NVIDIA GPU found, and torch's default Linux build bundles CUDA (several GB);" \
+            "for the CPU build stop now (Ctrl-C) and rerun with PyTorch's CPU wheel index:" \
+            "TORCH_INDEX_URL=$TORCH_CPU_INDEX $0" >&2
+    fi
 }
 
 ensure_venv() {
@@ -54,6 +75,7 @@ print(hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest())' pyproject.tom
         local index=()
         if [ -n "${TORCH_INDEX_URL:-}" ]; then index=(--index-url "$TORCH_INDEX_URL"); fi
         local torch="${TORCH:-torch==2.13.0}"
+        cpu_torch_hint
         echo "setup: installing $torch${TORCH_INDEX_URL:+ from $TORCH_INDEX_URL}" >&2
         "$VENV_PYTHON" -m pip install --quiet ${index[@]+"${index[@]}"} "$torch"
     fi
