@@ -217,7 +217,9 @@ class RunConfig:
         return identity
 
     def run_dir(self, root: str | Path = "results/runs") -> Path:
-        """``--out`` if given, else ``results/runs/<dataset>-<split>-s<seed>-<hash>``."""
+        """The records folder: ``--out`` if given, else
+        ``results/runs/<dataset>-<split>-s<seed>-<hash>``, shared (and its records reused) by
+        every run of the same data set, split, seed, size and hole-ratio range."""
         if self.out:
             return Path(self.out)
         from benchmark.names import slugify
@@ -227,6 +229,24 @@ class RunConfig:
         slug = slugify(identity["dataset"])[:40]
         return Path(root) / f"{slug}-{self.split}-s{self.seed}-{digest[:8]}"
 
+    def results_dir(self, run_dir: Path) -> Path:
+        """Where this run's ``leaderboard.json``, ``leaderboard.md`` and ``run.json`` go.
+
+        With ``--out``: ``run_dir`` itself. Otherwise a folder per selection (methods, masks,
+        ``--limit``) inside the shared ``run_dir``, ``<methods>-<masks>-<all|nN>-<hash>``, so a
+        run with another selection never replaces this one's leaderboard.
+        """
+        if self.out:
+            return Path(run_dir)
+        from benchmark.names import slugify
+
+        methods, masks = sorted(self.methods), sorted(self.masks)
+        selection = {"methods": methods, "masks": masks, "limit": self.limit}
+        digest = hashlib.sha256(json.dumps(selection, sort_keys=True).encode()).hexdigest()
+        limit = "all" if self.limit is None else f"n{self.limit}"
+        name = f"{slugify('_'.join(methods))[:32]}-{slugify('_'.join(masks))[:24]}-{limit}"
+        return Path(run_dir) / f"{name}-{digest[:8]}"
+
     def to_json(self, **resolved: Any) -> dict[str, Any]:
         """The recorded options (``run.json``'s ``config``), with ``resolved`` values."""
         out: dict[str, Any] = {}
@@ -235,6 +255,44 @@ class RunConfig:
                 value = getattr(self, f.name)
                 out[f.name] = list(value) if isinstance(value, tuple) else value
         return {**out, **resolved}
+
+
+def prepare_results_dir(config: RunConfig, run_dir: Path) -> Path:
+    """Create :meth:`RunConfig.results_dir` with a ``records.jsonl`` link to the shared
+    records (so every reader finds the leaderboard, run.json and records in one folder); with
+    ``--out``, say on stderr when the folder's leaderboard of another selection is replaced."""
+    import sys
+
+    results = config.results_dir(run_dir)
+    if results == Path(run_dir):
+        previous = _previous_selection(results / "run.json")
+        current = {k: getattr(config, k) for k in ("methods", "masks", "limit")}
+        if previous is not None and previous != current:
+            print(
+                f"note: {results} held the leaderboard of another selection "
+                f"({', '.join(f'{k} {v}' for k, v in previous.items() if current[k] != v)}); "
+                "it is replaced (records are kept; without --out every selection gets a folder)",
+                file=sys.stderr,
+            )
+        return results
+    results.mkdir(parents=True, exist_ok=True)
+    link, shared = results / "records.jsonl", Path(run_dir) / "records.jsonl"
+    if not link.is_symlink() and not link.exists():
+        try:
+            link.symlink_to(Path("..") / "records.jsonl")
+        except OSError:  # no symbolic links on this file system: a hard link (appends are in place)
+            shared.touch()
+            os.link(shared, link)
+    return results
+
+
+def _previous_selection(run_json: Path) -> dict[str, Any] | None:
+    """methods, masks and limit of the run recorded in ``run_json`` (None if unreadable)."""
+    try:
+        recorded = json.loads(run_json.read_text(encoding="utf-8"))["config"]
+        return {k: recorded.get(k) for k in ("methods", "masks", "limit")}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 #: Options of every run, by field name.

@@ -31,7 +31,7 @@ from benchmark.records import STATUS_OK, RecordStore, record_key, write_atomic, 
 from benchmark.registry import parse_spec
 from benchmark.results.schema import RUN_FORMAT, Leaderboard, RunFile, validated
 from benchmark.run.artifacts import check_run_dir, image_path, save_images_to, slugify
-from benchmark.run.config import RunConfig, default_workers
+from benchmark.run.config import RunConfig, default_workers, prepare_results_dir
 from benchmark.run.lock import RunLock
 from benchmark.run.pipeline import Context, Pair, split_units
 from benchmark.run.plan import Plan, build_plan, describe
@@ -113,7 +113,8 @@ def _run_locked(
         "finished": None,
         "status": "running",
     }
-    write_json(run_dir / "run.json", validated(run_info, RunFile, "run.json"))
+    results_dir = prepare_results_dir(config, run_dir)  # this selection's leaderboard, run.json
+    write_json(results_dir / "run.json", validated(run_info, RunFile, "run.json"))
 
     todo: dict[Pair, list[int]] = {}
     done: dict[Pair, int] = {}
@@ -161,8 +162,10 @@ def _run_locked(
             list(masks),
             {**config.identity(), "limit": config.limit, "images": count},
         )
-        write_json(run_dir / "leaderboard.json", validated(leaderboard, Leaderboard, "leaderboard"))
-        write_atomic(run_dir / "leaderboard.md", render_markdown(leaderboard))
+        write_json(
+            results_dir / "leaderboard.json", validated(leaderboard, Leaderboard, "leaderboard")
+        )
+        write_atomic(results_dir / "leaderboard.md", render_markdown(leaderboard))
         complete = len(selected) == count * len(methods) * len(masks)
         run_info.update(
             finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -171,8 +174,8 @@ def _run_locked(
             reused=reused,
             failed=counts["failed"],
         )
-        write_json(run_dir / "run.json", validated(run_info, RunFile, "run.json"))
-    return RunResult(run_dir, leaderboard, counts["computed"], reused, counts["failed"])
+        write_json(results_dir / "run.json", validated(run_info, RunFile, "run.json"))
+    return RunResult(results_dir, leaderboard, counts["computed"], reused, counts["failed"])
 
 
 def runs_in_driver(ctx: Context, method_name: str) -> bool:
