@@ -150,12 +150,28 @@ def run(args: argparse.Namespace) -> int:
     return fail_closed(_gate, args)
 
 
+def update_command(args: argparse.Namespace) -> str:
+    """The ``gate --update`` command for the user's own files: their ``--config``,
+    ``--baseline`` and ``--out`` repeated, so the hint never rewrites the project's baseline."""
+    import shlex
+
+    words = ["python", "-m", "benchmark", "gate", "--update"]
+    for flag, value, default in (
+        ("--config", args.config, DEFAULT_CONFIG),
+        ("--baseline", args.baseline, DEFAULT_BASELINE),
+        ("--out", args.out, DEFAULT_OUT),
+    ):
+        if str(value) != default:
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
 def _gate(args: argparse.Namespace) -> int:
     if not args.update:  # fail before a minute of work
         if not Path(args.baseline).exists():
             raise UsageError(
                 f"baseline {str(args.baseline)!r} does not exist "
-                "(create it with: python -m benchmark gate --update)"
+                f"(create it with: {update_command(args)})"
             )
         load_baseline(args.baseline, args.allow_missing)
     load_config(args.config)
@@ -171,13 +187,10 @@ def _gate(args: argparse.Namespace) -> int:
         raise UsageError(
             f"the CI run failed before the comparison: {type(exc).__name__}: {exc}"
         ) from exc
-    command = "python -m benchmark gate --update"
-    if args.config != DEFAULT_CONFIG:
-        command += f" --config {args.config}"
     return gate(
         args.baseline,
         result.run_dir,
         update=args.update,
-        update_command=command,
+        update_command=update_command(args),
         **rule_options(args),
     )
