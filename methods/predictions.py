@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,13 +69,89 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _holds_export_files(root: Path, manifest: dict[str, Any]) -> bool:
+    """Whether ``root`` is the export itself (its first image's three files are there), not a
+    prediction folder that holds a copy of the export's manifest."""
+    rows = manifest.get("files") or []
+    return bool(rows) and all(
+        (root / rows[0][key]).is_file() for key in ("original", "masked", "mask_file")
+    )
+
+
+def _png_size(path: str) -> tuple[int, int] | None:
+    """``(height, width)`` of an image file from its header; None when unreadable."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.size[1], image.size[0]
+    except Exception:  # unreadable files fail their own images with the reason
+        return None
+
+
+def _manifest_differences(
+    manifest: dict[str, Any],
+    config: Any,
+    count: int,
+    image_size: Sequence[int],
+    data_fingerprint: str,
+    masks: Mapping[str, str],
+) -> tuple[list[str], list[str]]:
+    """(settings that differ between the export and the run, content that changed since)."""
+    data = manifest.get("dataset") or {}
+    problems = []
+
+    def differ(flag: str, exported: Any, run: Any, fix: str = "") -> None:
+        if exported != run:
+            problems.append(
+                f"{flag}: the export has {exported}, this run {run}" + (f" ({fix})" if fix else "")
+            )
+
+    differ("--dataset", data.get("spec"), config.identity()["dataset"])
+    differ("--split", data.get("split"), config.split)
+    exported_size = "x".join(map(str, data.get("image_size") or [])) or None
+    differ("--size", exported_size, "x".join(map(str, image_size)), "pixels")
+    differ("--seed", manifest.get("seed"), config.seed)
+    ratio = list(config.mask_ratio) if config.mask_ratio else None
+    differ("--mask-ratio", manifest.get("mask_ratio"), ratio)
+    exported_images = data.get("images")
+    if isinstance(exported_images, int) and count > exported_images:
+        problems.append(
+            f"--limit: the export holds the first {exported_images} images, this run scores "
+            f"{count} (run with --limit {exported_images})"
+        )
+    exported_masks = manifest.get("masks") or {}
+    absent = [spec for spec in masks if spec not in exported_masks]
+    if absent:
+        problems.append(
+            f"masks: {', '.join(absent)} not in the export (it has "
+            f"{', '.join(exported_masks) or 'none'})"
+        )
+    stale = []
+    if not problems and data.get("fingerprint") not in (None, data_fingerprint):
+        stale.append("the data set's files changed")
+    changed = [
+        spec
+        for spec, fingerprint in masks.items()
+        if spec in exported_masks and exported_masks[spec].get("fingerprint") != fingerprint
+    ]
+    if not problems and changed:
+        stale.append(f"the code of mask {', '.join(changed)} changed")
+    return problems, stale
+
+
 @METHODS.register("predictions")
 class PredictionsMethod(ContextMethod):
     """Images filled elsewhere: reads DIR/<mask>/<index>.png (predictions:DIR, layout=lama).
 
     ``export=EXPORT_DIR`` (optional) checks every image's mask and masked input against the
     export the model read, so predictions made for other masks (another ``--seed``, ``--size``,
-    ``--mask-ratio`` or data set) fail with that reason instead of being scored.
+    ``--mask-ratio`` or data set) fail with that reason instead of being scored. Before the run,
+    :meth:`check_run` compares the export's manifest (from ``export=``, or a copy of
+    ``manifest.json`` in DIR) with the run's settings and stops at the first run that cannot
+    match: other ``--limit``, ``--size``, ``--seed``, ``--split``, ``--mask-ratio``, data set or
+    masks is one line naming the difference (exit 2). Without a manifest, a mask with no folder
+    in DIR, predictions that end before the run's last image, or of another size stop it too.
     """
 
     device = "cpu"
@@ -91,21 +169,27 @@ class PredictionsMethod(ContextMethod):
         self.name = str(name)
         self.layout = layout
         self._root_text = str(self.root)
+        self._label = str(path)  # as the user wrote it, for messages
         if not self.root.is_dir():
             raise DataError(f"prediction folder {str(path)!r} does not exist")
-        if read_manifest(self.root) is not None:
+        copy = read_manifest(self.root)
+        if copy is not None and _holds_export_files(self.root, copy):
             raise UsageError(
                 f"{str(path)!r} is an export folder (it holds {MANIFEST_JSON}): its files are the "
                 "benchmark's inputs, not predictions; point predictions: at your model's output"
             )
         self.export = str(export)
         self._export_files: dict[tuple[str, int], tuple[str, str]] = {}
+        #: The export's manifest (``export=``, else a copy in the folder): what the model saw.
+        self.manifest = copy
+        self._manifest_source = f"{MANIFEST_JSON} in {path}"
         if export:
             manifest = read_manifest(Path(self.export).expanduser())
             if manifest is None:
                 raise DataError(
                     f"export={self.export!r}: no export manifest ({MANIFEST_JSON}) there"
                 )
+            self.manifest, self._manifest_source = manifest, f"export {self.export}"
             root = Path(self.export).expanduser().resolve()
             self._export_files = {
                 (row["mask_folder"], int(row["index"])): (
@@ -120,6 +204,76 @@ class PredictionsMethod(ContextMethod):
             for p in sorted(self.root.rglob("*.png"))
             if p.is_file()
         }
+
+    def check_run(
+        self,
+        *,
+        config: Any,
+        count: int,
+        image_size: Sequence[int],
+        data_fingerprint: str,
+        masks: Mapping[str, str],
+    ) -> None:
+        """Stop (:class:`UsageError`, exit 2) when the run cannot match what the predictions were
+        made for. ``config`` is the run's :class:`~benchmark.run.config.RunConfig`, ``count``
+        the images it scores, ``image_size`` their ``(height, width)``, ``masks`` each mask
+        spec's generator fingerprint. Differences only of content (the data set's files or a
+        mask's code changed since the export) are a warning: the images decide.
+        """
+        if self.manifest is not None:
+            problems, stale = _manifest_differences(
+                self.manifest, config, count, image_size, data_fingerprint, masks
+            )
+            source = self._manifest_source
+        else:
+            problems, stale = self._folder_differences(count, image_size, masks), []
+            source = f"the files in {self._label}"
+        if problems:
+            raise UsageError(
+                f"predictions:{self._label} were made for other settings than this run "
+                f"(from {source}): {'; '.join(problems)}"
+            )
+        if stale:
+            print(
+                f"warning: predictions:{self._label}: {'; '.join(stale)} since {source}"
+                + ("; every image is checked against the export" if self.export else ""),
+                file=sys.stderr,
+            )
+
+    def _folder_differences(
+        self, count: int, image_size: Sequence[int], masks: Mapping[str, str]
+    ) -> list[str]:
+        """Without a manifest: mask folders missing, too few images or another image size."""
+        problems, ends = [], {}
+        suffix = prediction_name(self.layout, 0).removeprefix("000000")
+        for spec in masks:
+            folder = mask_folder(spec)
+            indices = sorted(
+                int(name[len(folder) + 1 : -len(suffix)])
+                for name in self._digests
+                if name.startswith(folder + "/")
+                and name.endswith(suffix)
+                and name[len(folder) + 1 : -len(suffix)].isdigit()
+            )
+            if not indices:
+                problems.append(f"mask {spec!r}: no predictions in {folder}/")
+                continue
+            ends[folder] = indices[-1]
+            first = f"{self._root_text}/{folder}/{prediction_name(self.layout, indices[0])}"
+            size = _png_size(first)
+            if size is not None and tuple(size) != tuple(image_size):
+                problems.append(
+                    f"--size: {folder}/ holds {size[1]}x{size[0]} images, this run's are "
+                    f"{image_size[1]}x{image_size[0]} (run with the export's --size)"
+                )
+        short = {folder: end for folder, end in ends.items() if end + 1 < count}
+        if short:
+            last = min(short.values())
+            problems.append(
+                f"--limit: the predictions end at image {last} ({', '.join(short)}) but this "
+                f"run scores {count} images (run with --limit {last + 1}, the export's --limit)"
+            )
+        return problems
 
     def fingerprint(self) -> str:
         listing = "\n".join(f"{k} {v}" for k, v in self._digests.items())

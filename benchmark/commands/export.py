@@ -1,19 +1,23 @@
 """``python -m benchmark export``: the benchmark's inputs as lossless PNGs for outside models.
 
-For each mask type and image the export writes the original, the masked input (hole pixels 0)
-and the mask (255 = hole) exactly as the harness draws them, plus a manifest (``manifest.json``
-and ``manifest.csv``) naming every file with its mask spec, index, hole ratio, the seed and the
-data set's identity. A model that lives elsewhere fills the masked inputs, writes its images in
-the same layout, and ``--methods predictions:DIR`` scores them like a native method.
+For each mask type and image the export writes the masked input (hole pixels 0) and the mask
+(255 = hole) exactly as the harness draws them, each image's original once, and a manifest
+(``manifest.json`` and ``manifest.csv``) naming every file with its mask spec, index, hole
+ratio, the seed and the data set's identity. A model that lives elsewhere fills the masked
+inputs, writes its images in the same layout, and ``--methods predictions:DIR`` scores them
+like a native method.
+
+The originals are the answers: they go to ``DIR/_ground_truth/<index:06d>.png``, apart from
+the mask folders a model reads, in both layouts, so that a model pointed at a mask folder (or
+a script that globs one) never sees them.
 
 Layouts (``<mask>`` is the mask spec as a file name, as in run folders):
 
-``native``  ``DIR/<mask>/<index:06d>.png`` (original), ``<index:06d>_masked.png``,
-            ``<index:06d>_mask.png``; predictions go to ``PRED/<mask>/<index:06d>.png``.
+``native``  ``DIR/<mask>/<index:06d>_masked.png`` and ``<index:06d>_mask.png``; predictions
+            go to ``PRED/<mask>/<index:06d>.png``.
 ``lama``    ``DIR/<mask>/<index:06d>.png`` (the masked input) and
             ``DIR/<mask>/<index:06d>_mask000.png``, the layout LaMa's ``bin/predict.py`` reads
-            (images ``<name>.png``, masks ``*mask*.png`` in the same folder); originals go to
-            ``DIR/_original/<index:06d>.png``, outside the mask folders. LaMa writes
+            (images ``<name>.png``, masks ``*mask*.png`` in the same folder). LaMa writes
             ``PRED/<mask>/<index:06d>_mask000.png``, which ``predictions:PRED,layout=lama`` reads.
 
 The same command always writes byte-identical files: fixed PNG parameters, no timestamps.
@@ -32,6 +36,7 @@ import numpy as np
 
 from benchmark.results.export_layout import (
     CSV_FIELDS,
+    GROUND_TRUTH,
     LAYOUTS,
     MANIFEST_CSV,
     MANIFEST_JSON,
@@ -49,9 +54,10 @@ examples:
   python -m benchmark export --masks square --mask-ratio 0.1-0.2 --layout lama --out ex-lama
 
 Fill exported/<mask>/<index>_masked.png with your model, write the results as
-preds/<mask>/<index>.png, then score them with the same options:
-  python -m benchmark run --methods telea,predictions:preds,name=mine --masks lines,square \\
+preds/<mask>/<index>.png, then score them with the same options (export= checks that they are):
+  python -m benchmark run --methods telea,predictions:preds,export=exported --masks lines,square \\
       --limit 100
+The originals are in exported/_ground_truth/, apart from what the model reads.
 """
 
 #: Fixed PNG encoder settings: the same pixels always give the same bytes.
@@ -155,7 +161,8 @@ def export(
                     ("masked", masked_u8[j]),
                     ("mask_file", holes_u8[j]),
                 ):
-                    write_atomic(out / names[key], encode_png(pixels))
+                    if key != "original" or not (out / names[key]).exists():  # once per image
+                        write_atomic(out / names[key], encode_png(pixels))
                 rows.append(
                     {
                         "mask": spec,
@@ -242,7 +249,9 @@ def run(args: argparse.Namespace) -> int:
         f"({args.layout} layout) to {args.out}; manifest: {Path(args.out) / MANIFEST_JSON}"
     )
     print(
-        f"write predictions as PRED/{manifest['prediction_file']}, then score them with "
-        "--methods predictions:PRED and the same --dataset/--split/--size/--seed/--limit"
+        f"originals (the answers) are in {Path(args.out) / GROUND_TRUTH}, apart from the model's "
+        f"inputs; write predictions as PRED/{manifest['prediction_file']}, then score them with "
+        f"--methods predictions:PRED,export={args.out} and the same "
+        "--dataset/--split/--size/--seed/--limit"
     )
     return 0

@@ -20,8 +20,9 @@ MANIFEST_KIND = "inpaint-bench export"
 MANIFEST_JSON = "manifest.json"
 MANIFEST_CSV = "manifest.csv"
 LAYOUTS = ("native", "lama")
-#: Folder of the originals in the LaMa layout.
-LAMA_ORIGINALS = "_original"
+#: Folder of the originals (the answers), one file per image, in both layouts: apart from the
+#: mask folders a model reads, so that it cannot read them by accident.
+GROUND_TRUTH = "_ground_truth"
 CSV_FIELDS = ("mask", "mask_folder", "index", "original", "masked", "mask_file", "mask_ratio")
 
 
@@ -31,19 +32,15 @@ def mask_folder(mask_spec: str) -> str:
 
 
 def file_names(layout: str, folder: str, index: int) -> dict[str, str]:
-    """Relative paths of the original, masked input and mask of one (mask, image)."""
+    """Relative paths of the original (in :data:`GROUND_TRUTH`, shared by every mask), the
+    masked input and the mask of one (mask, image)."""
     stem = f"{index:06d}"
+    original = f"{GROUND_TRUTH}/{stem}.png"
     if layout == "lama":
-        return {
-            "original": f"{LAMA_ORIGINALS}/{stem}.png",
-            "masked": f"{folder}/{stem}.png",
-            "mask_file": f"{folder}/{stem}_mask000.png",
-        }
-    return {
-        "original": f"{folder}/{stem}.png",
-        "masked": f"{folder}/{stem}_masked.png",
-        "mask_file": f"{folder}/{stem}_mask.png",
-    }
+        masked, mask_file = f"{folder}/{stem}.png", f"{folder}/{stem}_mask000.png"
+    else:
+        masked, mask_file = f"{folder}/{stem}_masked.png", f"{folder}/{stem}_mask.png"
+    return {"original": original, "masked": masked, "mask_file": mask_file}
 
 
 def prediction_name(layout: str, index: int) -> str:
