@@ -66,7 +66,7 @@ def check_self_contained(text: str) -> None:
     assert "http://" not in text and "https://" not in text
     assert not re.search(r"<(script|link|iframe)\b", text)
     sources = re.findall(r'src="([^"]*)"', text)
-    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert sources and all(re.match(r"data:image/(png|webp);base64,", s) for s in sources)
 
 
 @pytest.mark.parametrize("kind", ["saved", "plain"])
@@ -154,7 +154,7 @@ def test_one_colour_and_one_column_order_per_method(runs):
     assert text.count('class="legend"') == 1
     # grid columns: the same order for every mask, whatever each mask's ranking
     rankings = [[e["method"] for e in t["entries"]] for t in run.leaderboard["tables"]]
-    grids = re.findall(r'<table class="grid"><thead><tr>(.*?)</tr>', text)
+    grids = re.findall(r'<table class="grid[^"]*"><thead><tr>(.*?)</tr>', text)
     assert len(grids) == 2
     columns = [re.findall(r"</span>([^<]+)</th>", g) for g in grids]
     assert columns[0] == columns[1] == METHODS
@@ -431,3 +431,72 @@ def test_the_untampered_copy_reports(run_copy, capsys):
     """The tampering tests' precondition: their run folder reports when left alone."""
     code = cli.main(["report", str(run_copy), "--samples", "0"])
     assert code == 0 and (run_copy / "report.html").exists(), capsys.readouterr().err
+
+
+# -- photos: compressed images, useful sizes, click to enlarge, source names (issue 26) ---------
+def make_photos(folder: Path, count: int = 24) -> None:
+    """``count`` square crops of scikit-image's colour photographs, as PNG files."""
+    from PIL import Image
+    from skimage import data
+
+    folder.mkdir(parents=True)
+    photos = [data.astronaut(), data.coffee(), data.chelsea(), data.rocket()]
+    for k in range(count):
+        photo = photos[k % len(photos)]
+        height, width = photo.shape[:2]
+        side = min(height, width) * 3 // 4
+        y, x = (height - side) * (k % 3) // 2, (width - side) * (k // 12)
+        Image.fromarray(np.ascontiguousarray(photo[y : y + side, x : x + side])).save(
+            folder / f"photo_{k:02d}.png"
+        )
+
+
+@pytest.mark.slow
+def test_a_report_of_24_photos_at_256_stays_under_3_mb(tmp_path):
+    make_photos(tmp_path / "photos")
+    config = RunConfig(
+        methods=["telea", "ns", "mean", "nearest"],
+        masks=["lines", "square"],
+        dataset=f"folder:{tmp_path / 'photos'}",
+        size=256,
+        workers=1,
+        out=str(tmp_path / "run"),
+        progress=False,
+    )
+    run_dir = run_benchmark(config).run_dir
+    text = report.build_report(run_dir)
+    check_self_contained(text)
+    assert len(text.encode()) <= 3_000_000
+    webp = re.findall(r'src="data:image/webp;base64,([A-Za-z0-9+/=]+)"', text)
+    assert len(webp) == 2 * 8 * (2 + 4)  # every sample image, lossy; the plot stays PNG
+    for data in webp[:3]:
+        pixels = cv2.imdecode(np.frombuffer(base64.b64decode(data), np.uint8), cv2.IMREAD_COLOR)
+        assert pixels.shape == (256, 256, 3)
+    # click to enlarge: every image in a label with its own checkbox, shown at 192 px
+    assert text.count('<label class="zoom"><input type="checkbox"><img ') == len(webp)
+    assert "--thumb:192px;--zoom:512px" in text and "grid pixelated" not in text
+    for k in range(8):  # each row names its source file
+        assert f'<span class="file">photo_{k:02d}.png</span>' in text
+    assert "photo_08.png" not in text
+
+
+def test_small_images_stay_lossless_and_sharp(runs):
+    text = report.build_report(runs["plain"], samples=2)
+    assert "data:image/webp" not in text
+    assert "--thumb:96px;--zoom:512px" in text and 'class="grid pixelated"' in text
+    assert re.search(r'<span class="file">\w+ at y=\d+, x=\d+</span>', text)  # patch sources
+
+
+def test_the_shared_records_folder_names_its_runs(tmp_path, monkeypatch):
+    """Without --out a run's leaderboard lives in a folder of its own beside the shared
+    records: the report reads it from there, and names the selections of the records folder."""
+    monkeypatch.chdir(tmp_path)
+    config = RunConfig(methods=["mean"], masks=["lines"], limit=4, workers=1, progress=False,
+                       save_images=True)  # fmt: skip
+    run_dir = run_benchmark(config).run_dir
+    assert (run_dir / "records.jsonl").is_symlink() and not (run_dir / "images").exists()
+    text = report.build_report(run_dir, samples=2)
+    assert "saved PNGs of the run" in text  # found beside the shared records
+    assert f"report — {run_dir.parent.name}/{run_dir.name}" in text
+    with pytest.raises(DataError, match=r"holds the records of 1 run, each.*report one of"):
+        report.build_report(run_dir.parent)

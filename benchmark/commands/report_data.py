@@ -203,6 +203,16 @@ class Run:
             raise DataError(f"run directory {str(self.dir)!r} does not exist")
         board_path = self.dir / "leaderboard.json"
         if not board_path.exists():
+            runs = sorted(p.parent.as_posix() for p in self.dir.glob("*/leaderboard.json"))
+            if runs:  # the shared records folder of several runs, not one run
+                shown = ", ".join(runs[:3]) + (
+                    f" and {len(runs) - 3} more" if len(runs) > 3 else ""
+                )
+                plural = "s" if len(runs) > 1 else ""
+                raise DataError(
+                    f"{str(self.dir)!r} holds the records of {len(runs)} run{plural}, each with "
+                    f"its leaderboard in a folder of its own: report one of {shown}"
+                )
             raise DataError(f"run directory {str(self.dir)!r} has no leaderboard.json")
         self.leaderboard = load_leaderboard(board_path)
         run_json = self.dir / "run.json"
@@ -213,6 +223,21 @@ class Run:
             if records.exists()
             else {}
         )
+
+    @property
+    def name(self) -> str:
+        """The run folder's name; ``<records folder>/<selection>`` for a folder that shares
+        its records (a ``records.jsonl`` link), as under ``results/runs/``."""
+        if (self.dir / "records.jsonl").is_symlink():
+            return f"{self.dir.resolve().parent.name}/{self.dir.name}"
+        return self.dir.name
+
+    @property
+    def images_dir(self) -> Path:
+        """Where ``--save-images`` wrote the PNGs: beside the records, which the run folders of
+        ``results/runs/<data>/<selection>/`` share through their ``records.jsonl`` link."""
+        records = self.dir / "records.jsonl"
+        return (records.resolve().parent if records.exists() else self.dir) / "images"
 
     @property
     def tables(self) -> list[dict[str, Any]]:

@@ -1,5 +1,10 @@
-"""The report's pictures: PNG encoding and decoding, ``data:`` URIs, and the PSNR-versus-ratio
-plot (matplotlib, one panel per mask, each method in its report colour)."""
+"""The report's pictures: their encoding as ``data:`` URIs, PNG decoding, and the
+PSNR-versus-ratio plot (matplotlib, one panel per mask, each method in its report colour).
+
+Sample images up to :data:`LOSSLESS_MAX_SIDE` pixels a side are lossless PNGs (a few kB, and
+every pixel shows when enlarged); larger ones are WebP at quality :data:`WEBP_QUALITY`, a
+tenth of a PNG's size, so a report of photos at 256 pixels stays a few MB.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,10 @@ from benchmark.commands.report_data import Run
 
 #: Colour of hole pixels in the "masked input" column (RGB).
 HOLE_RGB = (255, 0, 255)
+#: Largest image side embedded losslessly (PNG); larger images are WebP.
+LOSSLESS_MAX_SIDE = 64
+#: WebP quality of larger sample images (0-100): artefacts well below the methods' own.
+WEBP_QUALITY = 90
 
 #: Per mask: its name, the bin labels and each method's mean PSNR per bin.
 PlotPanel = tuple[str, list[str], dict[str, list[float]]]
@@ -20,7 +29,28 @@ PlotPanel = tuple[str, list[str], dict[str, list[float]]]
 
 def png_data_uri(png: bytes) -> str:
     """``data:image/png;base64,...`` of PNG bytes (the report embeds every image)."""
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+    return data_uri(png, "image/png")
+
+
+def data_uri(data: bytes, mime: str) -> str:
+    """``data:<mime>;base64,...`` of encoded image bytes."""
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+
+
+def picture_uri(rgb: np.ndarray) -> str:
+    """A sample image as a ``data:`` URI: PNG up to :data:`LOSSLESS_MAX_SIDE` pixels a side,
+    else WebP at :data:`WEBP_QUALITY` (the same pixels always give the same bytes)."""
+    import cv2
+
+    if max(rgb.shape[:2]) <= LOSSLESS_MAX_SIDE:
+        return png_data_uri(encode_png(rgb))
+    pixels = rgb[..., ::-1] if rgb.ndim == 3 else rgb
+    ok, buffer = cv2.imencode(
+        ".webp", np.ascontiguousarray(pixels), [cv2.IMWRITE_WEBP_QUALITY, WEBP_QUALITY]
+    )
+    if not ok:
+        raise ValueError("cannot encode WebP")
+    return data_uri(buffer.tobytes(), "image/webp")
 
 
 def encode_png(rgb: np.ndarray) -> bytes:

@@ -14,8 +14,12 @@ from typing import Any
 import jinja2
 
 from benchmark.commands.report_data import Run
-from benchmark.commands.report_images import png_data_uri, psnr_vs_ratio_plot
-from benchmark.commands.report_samples import sample_grid
+from benchmark.commands.report_images import (
+    LOSSLESS_MAX_SIDE,
+    picture_uri,
+    psnr_vs_ratio_plot,
+)
+from benchmark.commands.report_samples import RunData, sample_grid
 from benchmark.leaderboard import (
     INCOMPLETE_MARK,
     TIED_MARK,
@@ -28,6 +32,25 @@ from benchmark.leaderboard import (
 
 DEFAULT_SAMPLES = 8
 TEMPLATE = "report.html.j2"
+#: Shown width of a grid image in CSS pixels: twice its side (a 32-pixel patch at 96, a 256-pixel
+#: photo at 192), within these bounds; a click enlarges it to :func:`zoom_px`.
+THUMB_PX = (96, 192)
+#: Side of an enlarged image: at least this, or twice the image side (within the window).
+ZOOM_PX = 512
+
+
+def thumb_px(side: int) -> int:
+    """Shown width of a grid image of ``side`` pixels.
+
+    >>> thumb_px(32), thumb_px(64), thumb_px(256)
+    (96, 128, 192)
+    """
+    return min(THUMB_PX[1], max(THUMB_PX[0], 2 * side))
+
+
+def zoom_px(side: int) -> int:
+    """Side of a clicked (enlarged) grid image: :data:`ZOOM_PX`, or twice a larger side."""
+    return max(ZOOM_PX, 2 * side)
 
 
 @cache
@@ -226,19 +249,33 @@ def configuration_view(run: Run) -> list[tuple[str, dict[str, str]]]:
     return [(title, {k: readable(v) for k, v in items.items()}) for title, items in groups]
 
 
-def grid_view(run: Run, table: dict[str, Any], samples: int) -> dict[str, Any]:
-    """One mask's sample grid with its images as data URIs and the columns' colours."""
-    grid = sample_grid(run, table["mask"], run.table_methods(table), samples)
+def grid_view(
+    run: Run, table: dict[str, Any], samples: int, data: RunData | None = None
+) -> dict[str, Any]:
+    """One mask's sample grid: its images as data URIs (PNG or WebP), the columns' colours,
+    each row's source name, and the shown and enlarged sizes of its images."""
+    grid = sample_grid(run, table["mask"], run.table_methods(table), samples, data)
 
     def uri(index: int, column: str) -> str | None:
-        png = grid.cells[index].get(column)
-        return png_data_uri(png) if png else None
+        pixels = grid.cells[index].get(column)
+        return picture_uri(pixels) if pixels is not None else None
 
-    rows = [(i, [(uri(i, c), c) for c in grid.columns]) for i in grid.indices] if grid.cells else []
+    rows = (
+        [(i, grid.names.get(i), [(uri(i, c), c) for c in grid.columns]) for i in grid.indices]
+        if grid.cells
+        else []
+    )
+    side = max(
+        (max(p.shape[:2]) for row in grid.cells.values() for p in row.values() if p is not None),
+        default=LOSSLESS_MAX_SIDE,
+    )
     return {
         "grid": grid,
         "columns": [(c, run.colours.get(c)) for c in grid.columns],
         "rows": rows,
+        "thumb": thumb_px(side),
+        "zoom": zoom_px(side),
+        "pixelated": side <= LOSSLESS_MAX_SIDE,
     }
 
 
@@ -246,11 +283,12 @@ def grid_view(run: Run, table: dict[str, Any], samples: int) -> dict[str, Any]:
 def build_report(run_dir: str | Path, samples: int = DEFAULT_SAMPLES) -> str:
     """The HTML text of the report of ``run_dir``."""
     run = Run(run_dir)
+    data = RunData.load(run) if samples > 0 and run.images > 0 else None
     tables = [
         {
             "mask": t["mask"],
             "board": leaderboard_view(run, t),
-            "grid": grid_view(run, t, samples),
+            "grid": grid_view(run, t, samples, data),
             "buckets": buckets_view(run, t),
             "comparisons": comparisons_view(t),
         }
@@ -258,7 +296,7 @@ def build_report(run_dir: str | Path, samples: int = DEFAULT_SAMPLES) -> str:
     ]
     template = environment().get_template(TEMPLATE)
     return template.render(
-        title=f"inpaint-bench report — {run.dir.name}",
+        title=f"inpaint-bench report — {run.name}",
         config=run.board_config,
         images=run.images,
         tables=tables,

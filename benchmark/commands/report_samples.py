@@ -1,19 +1,23 @@
 """The report's sample grids: the same first images for every mask, from the run's saved PNGs
 or, when the run was made without ``--save-images``, recomputed through the registries and the
-pipeline's own :func:`~benchmark.run.pipeline.measure` (the composite the run measured)."""
+pipeline's own :func:`~benchmark.run.pipeline.measure` (the composite the run measured). Each
+row names its image's source: the file of a folder data set, the photo and position of a
+patch."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from benchmark.commands.report_data import Run
-from benchmark.commands.report_images import encode_png, masked_view, read_png
+from benchmark.commands.report_images import masked_view, read_png
 
-#: Grid cells: ``{index: {column: png bytes, or None where the method failed}}``.
-Cells = dict[int, dict[str, bytes | None]]
+#: Grid cells: ``{index: {column: uint8 (H, W, 3) RGB pixels, or None where the method failed}}``.
+Cells = dict[int, dict[str, np.ndarray | None]]
 
 #: The note on a method whose recomputed images do not measure like the run's records.
 DIFFERS = (
@@ -32,6 +36,46 @@ class SampleGrid:
     source: str = ""
     notes: dict[str, str] = field(default_factory=dict)
     error: str | None = None  # why there are no images at all
+    names: dict[int, str] = field(default_factory=dict)  # index -> where the image comes from
+
+
+@dataclass
+class RunData:
+    """The run's data set, built once for every grid (or why it could not be built)."""
+
+    dataset: Any = None
+    error: str | None = None
+
+    @classmethod
+    def load(cls, run: Run) -> RunData:
+        """Build the data set of ``run``'s configuration; a failure is kept as text."""
+        from benchmark.datasets import build_dataset
+
+        config = run.config
+        try:
+            return cls(
+                build_dataset(
+                    config.get("dataset", "skimage-patches"),
+                    config.get("split", "test"),
+                    config.get("size"),
+                    config.get("data_dir"),
+                )
+            )
+        except Exception as exc:  # data set no longer available: saved PNGs may still show
+            return cls(error=f"{type(exc).__name__}: {exc}")
+
+    def source_name(self, index: int) -> str | None:
+        """Where image ``index`` comes from: a folder data set's file (relative path), a
+        patch's photo and position, else None."""
+        files, root = getattr(self.dataset, "files", None), getattr(self.dataset, "root", None)
+        if isinstance(files, Sequence) and index < len(files):
+            path = Path(files[index])
+            return path.relative_to(root).as_posix() if root else path.name
+        sources = getattr(self.dataset, "sources", None)
+        if isinstance(sources, Sequence) and index < len(sources):
+            photo, y, x = sources[index]
+            return f"{photo} at y={y}, x={x}"
+        return None
 
 
 def saved_samples(
@@ -40,7 +84,7 @@ def saved_samples(
     """Grid cells from the run's PNGs, or None when the run did not save them all."""
     from benchmark.run.artifacts import slugify
 
-    root = run.dir / "images"
+    root = run.images_dir
     if not (root / "_original").is_dir() or not (root / slugify(mask) / "_mask").is_dir():
         return None
     cells: Cells = {}
@@ -50,36 +94,28 @@ def saved_samples(
         hole = read_png(root / slugify(mask) / "_mask" / name, gray=True)
         if original is None or hole is None:
             return None
-        row: dict[str, bytes | None] = {
-            "original": (root / "_original" / name).read_bytes(),
-            "masked input": encode_png(masked_view(original, hole > 127)),
+        row: dict[str, np.ndarray | None] = {
+            "original": original,
+            "masked input": masked_view(original, hole > 127),
         }
         for method in methods:
-            path = root / slugify(mask) / slugify(method) / name
-            row[method] = path.read_bytes() if path.exists() else None
+            row[method] = read_png(root / slugify(mask) / slugify(method) / name)
         cells[index] = row
     return cells
 
 
 def recomputed_samples(
-    run: Run, mask: str, methods: Sequence[str], indices: Sequence[int]
+    run: Run, mask: str, methods: Sequence[str], indices: Sequence[int], dataset: Any
 ) -> tuple[Cells, dict[str, str]]:
     """Grid cells recomputed through the registries, and warnings (method -> text)."""
     import torch
 
     from benchmark.checks import prediction_to_cpu
-    from benchmark.datasets import build_dataset
     from benchmark.masking import build_mask
     from benchmark.method import METHODS, to_uint8_hwc
     from benchmark.run.pipeline import measure
 
     config = run.config
-    dataset = build_dataset(
-        config.get("dataset", "skimage-patches"),
-        config.get("split", "test"),
-        config.get("size"),
-        config.get("data_dir"),
-    )
     originals = dataset.images(list(indices))
     height, width = originals.shape[-2:]
     ratio = config.get("mask_ratio")
@@ -91,8 +127,8 @@ def recomputed_samples(
     holes_np = holes[:, 0].numpy()
     cells: Cells = {
         index: {
-            "original": encode_png(originals_u8[j]),
-            "masked input": encode_png(masked_view(originals_u8[j], holes_np[j])),
+            "original": originals_u8[j],
+            "masked input": masked_view(originals_u8[j], holes_np[j]),
         }
         for j, index in enumerate(indices)
     }
@@ -117,7 +153,7 @@ def recomputed_samples(
             continue
         results_u8 = to_uint8_hwc(result)
         for j, index in enumerate(indices):
-            cells[index][method_name] = encode_png(results_u8[j])
+            cells[index][method_name] = results_u8[j]
         if _differs(run, mask, method_name, indices, values["psnr"]):
             notes[method_name] = DIFFERS
     return cells, notes
@@ -137,18 +173,26 @@ def _differs(
     return False
 
 
-def sample_grid(run: Run, mask: str, methods: Sequence[str], samples: int) -> SampleGrid:
-    """The grid of the first ``samples`` images of ``mask``: saved PNGs, else recomputed."""
+def sample_grid(
+    run: Run, mask: str, methods: Sequence[str], samples: int, data: RunData | None = None
+) -> SampleGrid:
+    """The grid of the first ``samples`` images of ``mask``: saved PNGs, else recomputed;
+    ``data``: the run's data set, when already built."""
     grid = SampleGrid(list(range(min(samples, run.images))), ["original", "masked input", *methods])
     if not grid.indices:
         return grid
+    data = data if data is not None else RunData.load(run)
+    grid.names = {i: name for i in grid.indices if (name := data.source_name(i)) is not None}
     saved = saved_samples(run, mask, methods, grid.indices)
     if saved is not None:
         grid.cells, grid.source = saved, "saved PNGs of the run"
         return grid
+    if data.error is not None:
+        grid.error = data.error
+        return grid
     try:
-        grid.cells, grid.notes = recomputed_samples(run, mask, methods, grid.indices)
+        grid.cells, grid.notes = recomputed_samples(run, mask, methods, grid.indices, data.dataset)
         grid.source = "recomputed (the run was made without --save-images)"
-    except Exception as exc:  # data set or mask no longer available
+    except Exception as exc:  # a mask no longer available
         grid.error = f"{type(exc).__name__}: {exc}"
     return grid
