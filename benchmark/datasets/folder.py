@@ -2,11 +2,17 @@
 
 Files with the extensions in :data:`EXTENSIONS` (any case) are found recursively, skipping
 hidden files and folders (names starting with ``.``), and sorted by relative path: that order
-is the stable image index. Each image is read as 8-bit RGB (alpha dropped, grey repeated to
-three channels, 16-bit scaled down), centre-cropped to a square and resized to
-``size × size``. Images are decoded on demand, not at construction. Symbolic links are
-followed; a broken link or a directory reached twice is an error. Images above
-:data:`MAX_PIXELS` and JPEGs with corrupt data are refused with an error naming the file.
+is the stable image index. Each image is read as 8-bit RGB (grey repeated to three channels,
+16-bit scaled down), centre-cropped to a square and resized to ``size × size``. Images are
+decoded on demand, not at construction. Symbolic links are followed; a broken link or a
+directory reached twice is an error. Images above :data:`MAX_PIXELS` and JPEGs with corrupt
+data are refused with an error naming the file.
+
+**Transparency is dropped**: an image with an alpha channel (or a transparent palette colour)
+is read as its stored colours, whatever their opacity, exactly as OpenCV reads it; it is not
+composited over a background, which would paint pixels the photo does not have. Fully
+transparent areas often store black or arbitrary colours, so the data set says, once and with
+a count, how many of its images have transparency (file headers only, no decoding).
 
 A folder has a single split: ``train`` and ``test`` give the same images.
 """
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -107,6 +114,47 @@ def header_size(path: Path) -> tuple[int, int] | None:
         return None
 
 
+#: File types that can carry transparency (JPEG cannot: its files are not opened to look).
+ALPHA_CAPABLE = (".png", ".bmp", ".tif", ".tiff", ".webp")
+#: Folders whose transparency warning this process has printed (resolved path, count).
+_WARNED: set[tuple[str, int]] = set()
+
+
+def has_alpha(path: Path) -> bool:
+    """Whether the image file has an alpha channel or a transparent colour, from its header
+    alone (Pillow); False when Pillow cannot read the header (decoding will say what is wrong).
+
+    >>> has_alpha(Path("no-such-file.png"))
+    False
+    """
+    if path.suffix.lower() not in ALPHA_CAPABLE:
+        return False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                return bool({"A", "a"} & set(image.getbands())) or "transparency" in image.info
+    except Exception:  # unreadable here: the decoder reports it with the file's name
+        return False
+
+
+def warn_transparency(files: Sequence[Path], root: Path, label: str) -> int:
+    """Count the images of ``files`` with transparency and say so on stderr, once per folder
+    and process, on one line; returns the count."""
+    with_alpha = [path for path in files if has_alpha(path)]
+    key = (str(root.resolve()), len(with_alpha))
+    if with_alpha and key not in _WARNED:
+        _WARNED.add(key)
+        example = with_alpha[0].relative_to(root).as_posix()
+        print(
+            f"warning: folder '{label}': {len(with_alpha)} of {len(files)} images have "
+            f"transparency (an alpha channel), e.g. '{example}'; it is dropped: their stored "
+            "colours are used whatever their opacity (see the data sets guide)",
+            file=sys.stderr,
+        )
+    return len(with_alpha)
+
+
 def check_jpeg(data: bytes) -> str | None:
     """None if ``data`` is a JPEG that decodes without any libjpeg warning, else what is wrong.
 
@@ -166,6 +214,8 @@ class FolderDataset(Dataset):
                 f"folder '{label}': no image files (looked recursively for "
                 f"{', '.join('*' + ext for ext in EXTENSIONS)}, any case)"
             )
+        #: Images with transparency (dropped when read; see the module docstring).
+        self.transparent = warn_transparency(self.files, root, label)
 
     def __len__(self) -> int:
         return len(self.files)
