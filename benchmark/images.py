@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
+
+from benchmark.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+else:  # imported on first use: ``list`` and ``--help`` never need them
+    np = lazy_module("numpy")
+    torch = lazy_module("torch")
 
 
 def to_uint8_hwc(images: torch.Tensor) -> np.ndarray:

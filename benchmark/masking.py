@@ -10,13 +10,19 @@ from __future__ import annotations
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from benchmark.errors import BenchmarkError, DataError, UsageError
 from benchmark.fingerprint import parameters_hash, public_state, source_hash
+from benchmark.lazy import lazy_module
 from benchmark.registry import Registry
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+else:  # imported on first use: ``list`` and ``--help`` never need them
+    np = lazy_module("numpy")
+    torch = lazy_module("torch")
 
 #: Offset added to the seed stream used for training masks, so they never repeat evaluation masks.
 TRAINING_STREAM = 1_000_003

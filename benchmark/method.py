@@ -9,12 +9,19 @@ A method receives ``masked`` (``float32 (N, 3, H, W)`` in ``[0, 1]``, hole pixel
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-
-import numpy as np
-import torch
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from benchmark.images import from_uint8_hwc, to_uint8_hwc
+from benchmark.lazy import lazy_module
 from benchmark.registry import Registry
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+else:  # imported on first use: ``list`` and ``--help`` never need them
+    np = lazy_module("numpy")
+    torch = lazy_module("torch")
 
 __all__ = [
     "METHODS",
@@ -53,6 +60,23 @@ class Method(ABC):
         Stored with every record: a resumed run only reuses rows with the same fingerprint.
         """
         return ""
+
+    def check_run(
+        self,
+        *,
+        config: Any,
+        count: int,
+        image_size: Sequence[int],
+        data_fingerprint: str,
+        masks: Mapping[str, str],
+    ) -> None:
+        """Refuse (raise ``UsageError``) a run this method cannot serve, before any work.
+
+        Called once when the run is planned with its ``RunConfig``, the number of images, their
+        ``(height, width)``, the data set's fingerprint and each mask spec's generator
+        fingerprint. Most methods serve any run; ``predictions:`` checks that its files were
+        made for these settings.
+        """
 
 
 #: Values per chunk of :class:`PerImageMethod`'s conversion to 8 bits (8 MB of float32).

@@ -23,13 +23,21 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import cv2
-import kornia
-import numpy as np
-import torch
-
+from benchmark.lazy import lazy_module
 from benchmark.registry import Registry
+
+if TYPE_CHECKING:
+    import cv2
+    import kornia
+    import numpy as np
+    import torch
+else:  # imported on first use: ``list`` and ``--help`` never need them
+    cv2 = lazy_module("cv2")
+    kornia = lazy_module("kornia")
+    np = lazy_module("numpy")
+    torch = lazy_module("torch")
 
 #: MSE floor: caps PSNR at 100 dB so identical images give a finite number.
 MSE_FLOOR = 1e-10

@@ -36,6 +36,7 @@ from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 from benchmark.errors import UnknownNameError, UsageError
+from benchmark.static_description import Description, static_description
 
 T = TypeVar("T")
 
@@ -228,6 +229,8 @@ class Registry(Generic[T]):
         self._builtin_modules = tuple(builtin_modules)
         self._builtin_packages = {"benchmark"} | {m.partition(".")[0] for m in builtin_modules}
         self._entries: dict[str, Callable[..., T]] = {}
+        #: Entries declared by ``"module:attribute"`` and not imported yet (see :meth:`add_lazy`).
+        self._lazy: dict[str, str] = {}
         self._aliases: dict[str, str] = {}
         self._plugins: dict[str, Any] = {}  # name -> importlib.metadata.EntryPoint, not yet loaded
         self._plugin_origins: dict[str, str] = {}  # name -> "package version" of a plug-in
@@ -246,7 +249,22 @@ class Registry(Generic[T]):
         return decorator
 
     def add(self, name: str, factory: Callable[..., T], *aliases: str) -> None:
-        """Register ``factory`` under ``name``; a name already taken is an error."""
+        """Register ``factory`` under ``name``; a name already taken is an error.
+
+        A name declared lazily (:meth:`add_lazy`) is taken by the factory it points to, which
+        registers itself when its module is imported.
+        """
+        if name in self._lazy:
+            target = self._lazy[name]
+            mine = {a for a, n in self._aliases.items() if n == name}
+            if target != _target_of(factory) or mine != set(aliases):
+                raise ValueError(
+                    f"{self.kind} {name!r} is declared as {target} with aliases {sorted(mine)}, "
+                    f"but {_target_of(factory)} registers it with aliases {sorted(aliases)}"
+                )
+            del self._lazy[name]
+            self._entries[name] = factory
+            return
         if (
             name in self._entries
             and _origin(self._entries[name]) == _origin(factory)
@@ -257,15 +275,41 @@ class Registry(Generic[T]):
         for key in (name, *aliases):
             if not _NAME_RE.match(key):
                 raise ValueError(f"invalid {self.kind} name {key!r}")
-            if key in self._entries or key in self._aliases:
+            if key in self._entries or key in self._aliases or key in self._lazy:
                 raise ValueError(f"{self.kind} {key!r} is already registered")
         self._entries[name] = factory
         for alias in aliases:
             self._aliases[alias] = name
 
+    def add_lazy(self, name: str, target: str, *aliases: str) -> None:
+        """Declare entry ``name`` as ``"module:attribute"`` without importing the module.
+
+        ``names()``, ``origin()`` and :meth:`describe` answer from the declaration and the
+        module's source text; anything that needs the factory imports the module, whose
+        ``@register`` decorator must register the same name, target and aliases.
+        """
+        for key in (name, *aliases):
+            if not _NAME_RE.match(key):
+                raise ValueError(f"invalid {self.kind} name {key!r}")
+            if key in self._entries or key in self._aliases or key in self._lazy:
+                raise ValueError(f"{self.kind} {key!r} is already registered")
+        self._lazy[name] = target
+        for alias in aliases:
+            self._aliases[alias] = name
+
+    def _materialise(self, name: str) -> None:
+        """Import a lazily declared entry's module; its decorator registers the factory."""
+        target = self._lazy[name]
+        module_name, _, attribute = target.partition(":")
+        module = import_builtin(module_name)
+        if name in self._lazy:  # the module did not register it: take the attribute itself
+            factory = getattr(module, attribute)
+            self.add(name, factory, *(a for a, n in self._aliases.items() if n == name))
+
     def remove(self, name: str) -> None:
         """Forget ``name`` and its aliases (used by tests that register temporary entries)."""
         self._entries.pop(name, None)
+        self._lazy.pop(name, None)
         self._plugin_origins.pop(name, None)
         self._aliases = {a: n for a, n in self._aliases.items() if n != name}
 
@@ -284,7 +328,7 @@ class Registry(Generic[T]):
             return
         for ep in entry_points(group=self.group):
             taken = self._aliases.get(ep.name, ep.name)
-            if taken in self._entries:
+            if taken in self._entries or taken in self._lazy:
                 warn(
                     f"{self.kind} {ep.name!r} of {_plugin(ep)} is ignored: the name belongs to "
                     f"{self._describe_origin(taken)}"
@@ -314,6 +358,15 @@ class Registry(Generic[T]):
     def origin(self, name: str) -> str:
         """Where entry ``name`` comes from: ``"built-in"``, a plug-in's ``"package version"``,
         or ``"module NAME"`` for entries registered by code outside the harness."""
+        self._discover()
+        lazy = self._aliases.get(name, name)
+        if lazy in self._lazy:
+            module = self._lazy[lazy].partition(":")[0]
+            return (
+                BUILTIN
+                if module.partition(".")[0] in self._builtin_packages
+                else f"module {module}"
+            )
         name = self.canonical(name)
         if name in self._plugin_origins:
             return self._plugin_origins[name]
@@ -327,6 +380,8 @@ class Registry(Generic[T]):
         return dict(sorted(self._plugin_origins.items()))
 
     def _describe_origin(self, name: str) -> str:
+        if name in self._lazy:
+            return f"the {BUILTIN} {self.kind} ({self._lazy[name].replace(':', '.')})"
         factory = self._entries[name]
         where = f"{getattr(factory, '__module__', '?')}.{getattr(factory, '__qualname__', '?')}"
         origin = self.origin(name)
@@ -343,11 +398,16 @@ class Registry(Generic[T]):
                 if name not in self.failed_plugins:  # one warning per broken plug-in
                     warn(f"skipped: {exc}")
                 self.failed_plugins[name] = str(exc)
-        return sorted(n for n in self._entries if fnmatch.fnmatch(n, pattern))
+        return sorted(n for n in {*self._entries, *self._lazy} if fnmatch.fnmatch(n, pattern))
 
     def __contains__(self, name: object) -> bool:
         self._discover()
-        return name in self._entries or name in self._aliases or name in self._plugins
+        return (
+            name in self._entries
+            or name in self._lazy
+            or name in self._aliases
+            or name in self._plugins
+        )
 
     def canonical(self, name: str) -> str:
         """The registered name behind ``name`` or one of its aliases."""
@@ -355,8 +415,10 @@ class Registry(Generic[T]):
         name = self._aliases.get(name, name)
         if name in self._plugins:
             self._load_plugin(name)
+        if name in self._lazy:
+            self._materialise(name)
         if name not in self._entries:
-            valid = sorted({*self._entries, *self._plugins})
+            valid = sorted({*self._entries, *self._lazy, *self._plugins})
             close = difflib.get_close_matches(name, valid + list(self._aliases), n=3, cutoff=0.6)
             hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
             raise UnknownNameError(
@@ -376,6 +438,24 @@ class Registry(Generic[T]):
             for p in signature.parameters.values()
             if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
         }
+
+    def describe(self, name: str) -> Description:
+        """Parameters with defaults, first docstring paragraph and ``slow_note`` of ``name``:
+        read from the module's source for a lazily declared entry (nothing is imported), from
+        the factory otherwise, or when the source does not say it plainly."""
+        self._discover()
+        lazy = self._aliases.get(name, name)
+        if lazy in self._lazy:
+            described = static_description(self._lazy[lazy])
+            if described is not None:
+                return described
+        factory = self.get(name)
+        doc = inspect.getdoc(factory) or ""
+        return Description(
+            self.parameters(name),
+            doc.strip().split("\n\n")[0],
+            str(getattr(factory, "slow_note", "") or ""),
+        )
 
     def normalize(self, spec: Spec | str) -> Spec:
         """``spec`` with its canonical name and without parameters equal to their defaults.
@@ -446,6 +526,11 @@ class Registry(Generic[T]):
         """``method 'x:k=1'``, with ``of plug-in PACKAGE VERSION`` for plug-in entries."""
         plugin = self._plugin_origins.get(name)
         return f"{self.kind} {str(spec)!r}" + (f" of plug-in {plugin}" if plugin else "")
+
+
+def _target_of(factory: Any) -> str:
+    """``"module:qualified.name"`` of a factory (what :meth:`Registry.add_lazy` declares)."""
+    return f"{getattr(factory, '__module__', '?')}:{getattr(factory, '__qualname__', '?')}"
 
 
 def _one_line(exc: BaseException, limit: int = 300) -> str:

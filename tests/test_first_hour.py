@@ -399,6 +399,17 @@ def test_predictions_for_other_settings_are_refused_against_their_export(
     assert needle in str(info.value) and "\n" not in str(info.value)
 
 
+def test_the_run_stops_before_scoring_predictions_of_other_settings(predictions, tmp_path, capsys):
+    """The plan asks every method whether it can serve the run (Method.check_run)."""
+    spec = f"predictions:{predictions['pred']},export={predictions['ex']}"
+    argv = ["run", "--methods", spec, "--masks", "lines,square", "--seed", "3", "--quiet"]
+    code = cli.main([*argv, "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "--limit: the export holds the first 6 images" in err
+    assert not (tmp_path / "run" / "records.jsonl").exists()  # nothing was scored
+
+
 def test_a_copy_of_the_manifest_in_the_prediction_folder_is_enough(predictions, tmp_path):
     pred = Path(shutil.copytree(predictions["pred"], tmp_path / "pred"))
     shutil.copy(predictions["ex"] / "manifest.json", pred / "manifest.json")

@@ -12,14 +12,20 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from benchmark.errors import UsageError
 from benchmark.fingerprint import source_hash
 from benchmark.images import from_uint8_hwc
+from benchmark.lazy import lazy_module
 from benchmark.registry import Registry, Spec, parse_spec
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+else:  # imported on first use: ``list`` and ``--help`` never need them
+    np = lazy_module("numpy")
+    torch = lazy_module("torch")
 
 SPLITS = ("train", "test")
 #: Smallest image side: the SSIM window (11 px) must fit inside every image.

@@ -97,19 +97,28 @@ def build_plan(config: RunConfig, device=None) -> Plan:
     fingerprints = {name: code_fingerprint(method) for name, method in methods.items()}
     data_fingerprint = dataset.fingerprint()
     metric_code = metrics_fingerprint()
+    mask_fingerprints = {name: generator.fingerprint() for name, generator in masks.items()}
     parts = {
         name: {
             "dataset": data_fingerprint,
-            "mask": generator.fingerprint(),
+            "mask": mask_fingerprints[name],
             "seed": config.seed,
             "size": list(dataset.image_size),
             "split": config.split,
             "mask_ratio": list(config.mask_ratio) if config.mask_ratio else None,
             "metrics": metric_code,
         }
-        for name, generator in masks.items()
+        for name in masks
     }
     count = len(dataset) if config.limit is None else min(config.limit, len(dataset))
+    for method in methods.values():  # e.g. predictions made for other settings: stop here
+        method.check_run(
+            config=config,
+            count=count,
+            image_size=dataset.image_size,
+            data_fingerprint=data_fingerprint,
+            masks=mask_fingerprints,
+        )
     context = Context(
         dataset=dataset,
         methods=methods,
