@@ -80,6 +80,12 @@ def load_config(path: str | Path) -> RunConfig:
     where = f"CI configuration {str(path)!r}"
     missing = [k for k in GATE_REQUIRED_KEYS if k not in data]
     config = config_from_mapping(data, where)  # unknown keys, types, the run's required keys
+    from benchmark.protocols import apply_protocol
+
+    if "protocol" in data:  # it sets the seed and the masks; a key that disagrees is refused
+        config, missing = apply_protocol(config, data, where), []
+    elif "masks" not in data:
+        missing.insert(0, "masks")
     if missing:
         raise UsageError(f"{where}: missing key(s) {', '.join(missing)}")
     return config

@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "kind",
         nargs="?",
-        choices=["methods", "masks", "datasets", "metrics"],
-        help="list only this kind (default: all four)",
+        choices=["methods", "masks", "datasets", "metrics", "protocols"],
+        help="list only this kind (default: all of them)",
     )
 
 
@@ -35,8 +35,15 @@ def _registries() -> dict[str, Registry]:
     from benchmark.masking import MASKS
     from benchmark.method import METHODS
     from benchmark.metrics import METRICS
+    from benchmark.protocols import PROTOCOLS
 
-    return {"methods": METHODS, "masks": MASKS, "datasets": DATASETS, "metrics": METRICS}
+    return {
+        "methods": METHODS,
+        "masks": MASKS,
+        "datasets": DATASETS,
+        "metrics": METRICS,
+        "protocols": PROTOCOLS,
+    }
 
 
 def plain(text: str) -> str:

@@ -82,10 +82,14 @@ def run(args: argparse.Namespace) -> int:
     from benchmark.run.config import config_from_args
     from benchmark.run.runner import run_benchmark
 
+    from benchmark.protocols import apply_protocol
+    from benchmark.run.config import OPTIONS
+
     methods = _expand_methods(args.methods)
-    if not methods or not args.masks:
-        raise UsageError("--methods and --masks each need at least one name")
-    config = config_from_args(args, methods=methods)
+    given = [name for name in OPTIONS if getattr(args, name, None) is not None]
+    config = apply_protocol(config_from_args(args, methods=methods), given)
+    if not methods or not config.masks:
+        raise UsageError("--methods and --masks (or a --protocol) each need at least one name")
     started = time.perf_counter()
     try:
         result = run_benchmark(config)

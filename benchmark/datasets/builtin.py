@@ -1,3 +1,3 @@
 """Built-in data sets: importing this module registers them in ``DATASETS``."""
 
-from benchmark.datasets import cifar10, folder, skimage_patches  # noqa: F401
+from benchmark.datasets import celebahq, cifar10, ffhq, folder, places365, skimage_patches  # noqa: F401

@@ -96,9 +96,20 @@ class RunConfig:
         parse=_specs,
     )
     masks: list[str] = option(
-        help="comma-separated mask generators (name or name:key=value)",
+        factory=list,
+        help="comma-separated mask generators (name or name:key=value); required unless "
+        "--protocol sets them",
         role="selection",
         parse=_specs,
+    )
+    protocol: str | None = option(
+        None,
+        help="a named, versioned evaluation protocol (python -m benchmark list protocols): it "
+        "sets the data set, split, size, masks and seed; --limit and a subset of its masks "
+        "make the results partial",
+        role="identity",
+        comparable=True,
+        metavar="NAME[@VERSION]",
     )
     dataset: str = option(
         "skimage-patches",
@@ -214,6 +225,10 @@ class RunConfig:
         }
         if self.mask_ratio is not None:  # absent otherwise: older run folders keep their name
             identity["mask_ratio"] = [float(v) for v in self.mask_ratio]
+        if self.protocol is not None:  # name@version, fingerprint, coverage; absent otherwise
+            from benchmark.protocols import protocol_identity
+
+            identity.update(protocol_identity(self))
         return identity
 
     def run_dir(self, root: str | Path = "results/runs") -> Path:

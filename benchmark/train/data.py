@@ -133,6 +133,9 @@ class TrainData:
             raise UsageError("--masks: give at least one mask spec")
         generators = [build_mask(name) for name in mask_names]
         dataset = build_dataset(config.dataset, "train", config.size, config.data_dir)
+        from benchmark.protocols import refuse_evaluation_data
+
+        refuse_evaluation_data(dataset, config.data_dir)  # never train on evaluation images
         size = tuple(dataset.image_size)
         train_idx, val_idx = split_indices(
             len(dataset), config.val_fraction, config.limit, config.seed
