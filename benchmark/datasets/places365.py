@@ -28,17 +28,22 @@ import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
-
-import cv2
-import numpy as np
-import torch
+from typing import TYPE_CHECKING, Any
 
 from benchmark.datasets.base import DATASETS, Dataset, resolve_size
-from benchmark.datasets.folder import MAX_PIXELS, check_jpeg
 from benchmark.errors import DataError, UsageError
 from benchmark.fingerprint import source_hash
 from benchmark.images import from_uint8_hwc
+from benchmark.lazy import lazy_module
+
+if TYPE_CHECKING:
+    import cv2
+    import numpy as np
+    import torch
+else:  # imported on first use: ``list`` and ``--help`` never need them
+    cv2 = lazy_module("cv2")
+    np = lazy_module("numpy")
+    torch = lazy_module("torch")
 
 VAL_COUNT = 36_500
 FILE_NAME = "Places365_val_{:08d}.jpg"
@@ -73,6 +78,8 @@ def read_scaled(path: Path, size: int, where: str) -> np.ndarray:
     :class:`DataError` s starting with ``where``.
     """
     from PIL import Image
+
+    from benchmark.datasets.folder import MAX_PIXELS, check_jpeg
 
     try:
         data = path.read_bytes()
