@@ -4,6 +4,6 @@ Add a family by writing ``masks/<name>.py`` with a ``@MASKS.register("<name>")``
 appending its module to the import list below.
 """
 
-from masks import box, center, folder, lines, square, strokes
+from masks import box, center, comodgan, folder, lines, square, strokes
 
-__all__ = ["box", "center", "folder", "lines", "square", "strokes"]
+__all__ = ["box", "center", "comodgan", "folder", "lines", "square", "strokes"]

@@ -25,6 +25,7 @@ from benchmark.run.config import (
 SAMPLES = {
     "methods": ("telea,ns", ["telea", "ns"]),
     "masks": ("lines:max_lines=3,square", ["lines:max_lines=3", "square"]),
+    "protocol": ("cifar10-seed@1", "cifar10-seed@1"),
     "dataset": ("folder:photos", "folder:photos"),
     "split": ("train", "train"),
     "data_dir": ("/tmp/data", "/tmp/data"),
@@ -99,7 +100,7 @@ def test_run_json_records_every_recorded_option(name):
 
 
 def test_comparable_keys_are_the_settings_that_decide_values():
-    assert set(COMPARABLE_KEYS) == {"dataset", "split", "seed", "size", "mask_ratio"}
+    assert set(COMPARABLE_KEYS) == {"dataset", "split", "seed", "size", "mask_ratio", "protocol"}
     assert all(OPTIONS[k].role == "identity" for k in COMPARABLE_KEYS)
     assert not {"workers", "batch_size", "device", "executor", "out"} & set(COMPARABLE_KEYS)
 

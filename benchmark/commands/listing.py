@@ -4,6 +4,7 @@ parameters, origin and a one-line description."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import inspect
 import re
 
@@ -30,20 +31,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _registries() -> dict[str, Registry]:
-    from benchmark.datasets import DATASETS
-    from benchmark.masking import MASKS
-    from benchmark.method import METHODS
-    from benchmark.metrics import METRICS
-    from benchmark.protocols import PROTOCOLS
+#: Kind -> "module:attribute" of its registry (imported only when that kind is listed).
+REGISTRIES = {
+    "methods": "benchmark.method:METHODS",
+    "masks": "benchmark.masking:MASKS",
+    "datasets": "benchmark.datasets:DATASETS",
+    "metrics": "benchmark.metrics:METRICS",
+    "protocols": "benchmark.protocols:PROTOCOLS",
+}
 
-    return {
-        "methods": METHODS,
-        "masks": MASKS,
-        "datasets": DATASETS,
-        "metrics": METRICS,
-        "protocols": PROTOCOLS,
-    }
+
+def _registry(kind: str) -> Registry:
+    module, _, attribute = REGISTRIES[kind].partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def plain(text: str) -> str:
@@ -81,11 +81,10 @@ def _metric_line(name: str, registry: Registry) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Print registered names with parameters, origin and a one-line description."""
-    registries = _registries()
-    kinds = [args.kind] if args.kind else list(registries)
+    kinds = [args.kind] if args.kind else list(REGISTRIES)
     hidden = {"split", "size", "data_dir"}  # given by run's own options, not name:key=value
     for kind in kinds:
-        registry = registries[kind]
+        registry = _registry(kind)
         if kind == "metrics":
             print("metrics (↑ higher is better, ↓ lower is better, blank: descriptive):")
             for name in registry.names():
@@ -93,19 +92,19 @@ def run(args: argparse.Namespace) -> int:
             continue
         print(f"{kind}:")
         for name in registry.names():
-            factory = registry.get(name)
+            described = registry.describe(name)  # from the source for lazily declared entries
             params = ", ".join(
-                f"{k}={v!r}" for k, v in registry.parameters(name).items() if k not in hidden
+                f"{k}={v!r}" for k, v in described.parameters.items() if k not in hidden
             )
             line = f"  {name}"
             if params:
                 line += f" ({params})"
             line += f" [{registry.origin(name)}]"
-            description = summary(factory)
+            description = plain(described.summary)
             if description:
                 line += f": {description}"
             print(line)
-            slow_note = plain(str(getattr(factory, "slow_note", "") or ""))
+            slow_note = plain(described.slow_note)
             if slow_note:
                 print(f"      slow: {slow_note}")
     return 0
