@@ -28,13 +28,14 @@ than ``broken_at`` (default 5 dB PSNR): a mean can move because a few images bro
 **Exact and fast.** The resample means of many columns of values of the same images are one
 matrix product of the resample counts (multinomial, from the drawn indices) with the values.
 The values are first put on a binary grid fine enough that every sum is an exact integer in
-float64 (resolution ``n · max|x| / 2**52``, 1e-10 dB for 3,576 PSNR values), so the result does
+float64 (resolution ``n · max|x| / 2**51``, 2e-10 dB for 3,576 PSNR values), so the result does
 not depend on the BLAS library or its threads, and the resample means of ``a - b`` are those of
 ``a`` minus those of ``b`` to the bit: a table's pairs need one product for all methods, and
 an image on which ``a`` equals ``b`` contributes exactly 0.
 
 **Families.** :func:`holm` is Holm's step-down correction over a family of p-values (the
-gate's entries), :func:`holm_adjusted` the adjusted p-values that agree with it.
+gate's entries), :func:`holm_adjusted` the adjusted p-values that agree with it, and
+:func:`decide_family` decides a family with each interval at the level Holm tested it.
 
 >>> d = decide(np.full(50, 0.3) + np.linspace(-0.1, 0.1, 50), tolerance=0.05)
 >>> d.verdict, d.significant, d.p < ALPHA, d.ci_low > 0
@@ -104,7 +105,8 @@ class Decision:
 # -- resampling -------------------------------------------------------------------------------
 def to_grid(values: np.ndarray) -> tuple[np.ndarray, float]:
     """``(q, unit)``: ``values ≈ q * unit`` with integer ``q`` small enough that any resample
-    sum of ``n = len(values)`` of them is exact in float64 (``n · max|q| <= 2**52``)."""
+    sum of ``n = len(values)`` of them, and the difference of two such sums, is exact in
+    float64 (``n · max|q| <= 2**51``: sums and their differences stay below ``2**53``)."""
     values = np.asarray(values, dtype=np.float64)
     largest = float(np.max(np.abs(values))) if values.size else 0.0
     if not math.isfinite(largest):
@@ -112,7 +114,7 @@ def to_grid(values: np.ndarray) -> tuple[np.ndarray, float]:
     if largest == 0.0:
         return np.zeros_like(values), 1.0
     n = max(1, values.shape[0])
-    exponent = min(1000, math.floor(math.log2(2.0**52 / (n * largest))))
+    exponent = min(1000, math.floor(math.log2(2.0**51 / (n * largest))))
     return np.rint(np.ldexp(values, exponent)), math.ldexp(1.0, -exponent)
 
 
@@ -140,11 +142,12 @@ class ResampleCounts:
     """Bootstrap resample counts (how often each of ``n`` images is drawn in each resample),
     drawn by a seeded generator and kept as bytes for the next call with the same ``n``: the
     tables of one leaderboard share them (10,000 x 3,576 counts: 36 MB, drawn in ~0.3 s).
-    Counts above ``keep_bytes`` are drawn again for every call instead (same numbers).
+    Counts above ``keep_bytes`` (64 MB: 6,710 images) are drawn again for every call instead
+    (the same numbers).
     Thread-safe: a second table waits for the first to draw them."""
 
     def __init__(
-        self, resamples: int = RESAMPLES, seed: int = SEED, keep_bytes: int = 256 << 20
+        self, resamples: int = RESAMPLES, seed: int = SEED, keep_bytes: int = 64 << 20
     ) -> None:
         self.resamples, self.seed, self.keep_bytes = resamples, seed, keep_bytes
         self._kept: dict[int, np.ndarray] = {}

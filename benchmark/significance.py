@@ -7,9 +7,6 @@ measured. :func:`compare_pairs` decides on them with the one rule of :mod:`bench
 p-value that agrees with the CI, a verdict and the count of broken images), with the Wilcoxon
 signed-rank p-value as a secondary column that never decides.
 
-:func:`paired_difference` and :func:`compare_series` (mean, 1,000-resample CI and Wilcoxon
-p-value, no decision) are what ``compare`` still reads until it moves to the decision rule.
-
 Mask-ratio buckets are the bins of the NVIDIA irregular-mask protocol (Liu et al. 2018):
 ``[0, 1 %]``, ``(1 %, 10 %]``, ``(10 %, 20 %]``, ... ``(50 %, 60 %]``, plus ``(60 %, 100 %]``
 (closed on the right, like the published bins). Each method's mean metrics are reported per
@@ -18,16 +15,14 @@ method does at that hole size and how many images it completed there.
 
 >>> a = {"index": np.arange(4), "psnr": np.array([30.0, 31.0, 32.0, 33.0])}
 >>> b = {"index": np.arange(1, 5), "psnr": np.array([30.0, 31.0, 32.0, 40.0])}
->>> d = compare_series(a, b, "psnr")   # images 1, 2, 3 in common
->>> d.n, d.mean
-(3, 1.0)
+>>> [row["psnr"]["mean"] for row in compare_pairs({"a": a, "b": b}, [("a", "b")], ["psnr"])]
+[1.0]
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -41,7 +36,6 @@ from benchmark.decision import (
     decide_pairs,
     wilcoxon_p,
 )
-from benchmark.stats import Resamples, summarize
 
 __all__ = ["wilcoxon_p"]  # re-exported: the secondary column lives with the rule
 
@@ -62,52 +56,10 @@ BUCKET_METRICS = ("psnr", "ssim", "hole_psnr")
 Series = Mapping[str, np.ndarray]
 
 
-@dataclass(frozen=True)
-class PairedDifference:
-    """Mean of per-image differences ``a - b`` with a 1,000-resample bootstrap CI and the
-    Wilcoxon p-value: numbers only, no decision (decisions: :mod:`benchmark.decision`)."""
-
-    n: int
-    mean: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def paired_difference(
-    a: np.ndarray, b: np.ndarray, indices: np.ndarray | None = None
-) -> PairedDifference:
-    """Compare paired values ``a[i]`` and ``b[i]`` (same image ``i``): statistics of ``a - b``.
-
-    ``indices`` are bootstrap resample indices for ``len(a)`` values
-    (:func:`benchmark.stats.bootstrap_indices`; drawn here when omitted).
-    """
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 1:
-        raise ValueError(f"paired values need equal 1-d shapes, got {a.shape} and {b.shape}")
-    differences = a - b
-    summary = summarize(differences, indices if len(differences) >= 2 else None)
-    return PairedDifference(
-        summary.n, summary.mean, summary.ci_low, summary.ci_high, wilcoxon_p(differences)
-    )
-
-
 def common_values(a: Series, b: Series, metric: str) -> tuple[np.ndarray, np.ndarray]:
     """Values of ``metric`` of ``a`` and ``b`` on the image indices both measured, aligned."""
     _, ia, ib = np.intersect1d(a["index"], b["index"], assume_unique=True, return_indices=True)
     return np.asarray(a[metric])[ia], np.asarray(b[metric])[ib]
-
-
-def compare_series(
-    a: Series, b: Series, metric: str, resamples: Resamples | None = None
-) -> PairedDifference:
-    """Paired difference ``a - b`` of ``metric`` over the images both series hold."""
-    values_a, values_b = common_values(a, b, metric)
-    resamples = resamples or Resamples()
-    return paired_difference(values_a, values_b, resamples(len(values_a)))
 
 
 def compare_pairs(

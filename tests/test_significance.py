@@ -24,13 +24,11 @@ from benchmark.significance import (
     bucket_of,
     common_values,
     compare_pairs,
-    compare_series,
-    paired_difference,
     pairwise_comparisons,
     ratio_buckets,
     wilcoxon_p,
 )
-from benchmark.stats import bootstrap_indices, summarize
+from benchmark.stats import summarize
 
 
 # -- Wilcoxon and bootstrap against scipy ----------------------------------------------------------
@@ -54,34 +52,29 @@ def test_wilcoxon_degenerate_cases():
     assert wilcoxon_p(np.full(40, 0.5)) < 1e-6  # every image better by the same amount
 
 
-def test_paired_difference_known_data():
+def test_pairing_finds_what_the_entries_intervals_cannot():
     rng = np.random.default_rng(7)
     a = rng.normal(40, 4, 400)
     b = a - 0.3 + rng.normal(0, 0.5, 400)
-    indices = bootstrap_indices(400)
-    d = paired_difference(a, b, indices)
-    expected = summarize(a - b, indices)
-    assert d.n == 400
-    assert d.mean == pytest.approx(np.mean(a - b))
-    assert (d.ci_low, d.ci_high) == pytest.approx((expected.ci_low, expected.ci_high))
-    assert d.ci_low < 0.3 < d.ci_high or abs(d.mean - 0.3) < 0.1
-    assert d.p_value == pytest.approx(stats.wilcoxon(a - b).pvalue)
-    assert not hasattr(d, "significant")  # numbers only: decisions are benchmark.decision's
+    series = {"a": {"index": np.arange(400), "psnr": a}, "b": {"index": np.arange(400), "psnr": b}}
+    (row,) = compare_pairs(series, [("a", "b")], metrics=["psnr"])
+    d = row["psnr"]
+    assert d["n"] == 400 and d["mean"] == pytest.approx(np.mean(a - b))
+    assert d["ci_low"] < 0.3 < d["ci_high"] or abs(d["mean"] - 0.3) < 0.1
+    assert d["significant"] and d["verdict"] == "better"
+    assert d["wilcoxon_p"] == pytest.approx(stats.wilcoxon(a - b).pvalue)
     # the pairing matters: the unpaired CIs of a and b overlap, the paired one excludes 0
-    assert summarize(a).ci_low < summarize(b).ci_high and d.ci_low > 0
+    assert summarize(a).ci_low < summarize(b).ci_high and d["ci_low"] > 0
 
 
-def test_paired_difference_rejects_unequal_lengths():
-    with pytest.raises(ValueError, match="equal"):
-        paired_difference(np.ones(3), np.ones(4))
-
-
-def test_compare_series_uses_images_both_measured():
+def test_pairs_use_the_images_both_measured():
     a = {"index": np.array([0, 1, 2, 5]), "psnr": np.array([30.0, 31.0, 32.0, 35.0])}
     b = {"index": np.array([1, 2, 3, 5]), "psnr": np.array([30.0, 30.0, 99.0, 34.0])}
-    d = compare_series(a, b, "psnr")
-    assert d.n == 3
-    assert d.mean == pytest.approx((1 + 2 + 1) / 3)
+    c = {"index": np.array([1, 2, 5]), "psnr": np.array([30.0, 30.0, 34.0])}
+    (row,) = compare_pairs({"a": a, "b": b}, [("a", "b")], metrics=["psnr"])
+    assert row["n"] == 3 and row["psnr"]["mean"] == pytest.approx((1 + 2 + 1) / 3)
+    (same,) = compare_pairs({"a": a, "c": c}, [("a", "c")], metrics=["psnr"])
+    assert same["psnr"] == row["psnr"]  # c holds exactly b's values on those images
 
 
 def test_pairwise_comparisons_cover_every_pair_in_order():
