@@ -67,8 +67,16 @@ def baseline_from(side: Side, update_command: str) -> dict[str, Any]:
             "git_revision": run.get("git_revision"),
             "run": {
                 k: run.get(k)
-                for k in ("masks", "methods", "image_size", "device", "versions", "plugins")
-                if k in run or k != "plugins"
+                for k in (
+                    "masks",
+                    "methods",
+                    "image_size",
+                    "device",
+                    "versions",
+                    "plugins",
+                    "provenance",
+                )
+                if k in run or k not in ("plugins", "provenance")
             },
         },
         "per_image": per_image,

@@ -259,16 +259,6 @@ def _run_masks(side: Side) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in masks.items() if isinstance(v, dict)}
 
 
-def check_comparable(base: Side, new: Side) -> None:
-    """Raise a one-line :class:`UsageError` when the configurations differ."""
-    diffs = configuration_differences(base, new)
-    if diffs:
-        raise UsageError(
-            f"cannot compare {base.path} with {new.path}: different configuration "
-            f"({'; '.join(diffs)}); rerun with the baseline's configuration or use --update"
-        )
-
-
 def baseline_gaps(side: Side) -> list[str]:
     """Why a baseline is empty or partial (empty list: every entry covers every image)."""
     tables = side.leaderboard["tables"]
