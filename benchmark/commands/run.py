@@ -75,7 +75,35 @@ def _buildable(registry: Registry, name: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the benchmark and print one leaderboard table per mask type."""
+    """Run the benchmark and print one leaderboard table per mask type; exit at once, without
+    waiting, if a method that ran in this process left threads running."""
+    code = _run(args)
+    _exit_if_threads_linger(code)
+    return code
+
+
+def _exit_if_threads_linger(code: int) -> None:
+    """Python waits at exit for every non-daemon thread: one a method left running would keep
+    the finished run from ending. Say so on one line and leave with ``code``."""
+    import os
+
+    from benchmark.run.runner import lingering_threads
+
+    left = lingering_threads()
+    if not left:
+        return
+    names = ", ".join(sorted({t.name for t in left}))
+    print(
+        f"warning: {len(left)} thread(s) started by a method are still running ({names}); "
+        "exiting without waiting for them",
+        file=sys.stderr,
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def _run(args: argparse.Namespace) -> int:
     import time
 
     from benchmark.leaderboard import failure_lines, render_console, run_summary
@@ -93,12 +121,13 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         result = run_benchmark(config)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # Ctrl-C: 130; SIGTERM: 143 and SIGHUP: 129 (128 + signal)
+        cause = f" by {exc.signal_name}" if hasattr(exc, "signal_name") else ""
         print(
-            "interrupted: finished records are saved; rerun the same command to resume",
+            f"interrupted{cause}: finished records are saved; rerun the same command to resume",
             file=sys.stderr,
         )
-        return 130
+        return getattr(exc, "exit_code", 130)
     seconds = time.perf_counter() - started
     print(render_console(result.leaderboard, buckets=args.buckets))
     print(run_summary(result.computed, result.reused, seconds, result.run_dir))

@@ -168,6 +168,13 @@ class RunConfig:
         metavar="SECONDS",
         minimum=0,
     )
+    max_memory: str | None = option(
+        None,
+        help="memory each worker process may take beyond what it starts with, e.g. 2G or 512M "
+        "(address space); a method that needs more fails its batch (default: no limit)",
+        metavar="SIZE",
+        role="execution",
+    )
     executor: str = option(
         "local",
         help="local: this machine; ray: tasks on a Ray cluster (pip install 'inpaint-bench[ray]')",

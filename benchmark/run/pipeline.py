@@ -5,10 +5,17 @@ batch that pair still has to do. :func:`evaluate_unit` decodes the batch once, d
 type's masks once, runs every method on them, measures the composites on the method's device
 and returns one record per (method, mask, index). Executors (``benchmark.run.executors``,
 ``benchmark.run.ray_executor``) decide where units run; the records are the same wherever they do.
+
+A fault inside a method fails that method's pair, never the run: an exception of any kind the
+method raises (``SystemExit`` and ``KeyboardInterrupt`` included) becomes the pair's failure
+reason, the working directory is restored after every call, and under ``--max-memory`` an
+allocation failure is reported as that limit being exceeded.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +43,10 @@ class Unit:
     """A batch of work: for each (method, mask) pair, the image indices still to evaluate."""
 
     todo: dict[Pair, list[int]]
+    #: worker deaths while decoding or drawing masks (no pair running yet)
     attempts: int = 0
+    #: per pair, worker deaths while that pair's method ran
+    crashes: dict[Pair, int] = field(default_factory=dict)
 
     @property
     def indices(self) -> list[int]:
@@ -49,6 +59,24 @@ class Unit:
 
 class MethodTimeout(Exception):
     """A method call ran past the per-batch time limit."""
+
+
+class MethodFault(Exception):
+    """A method raised what is not an :class:`Exception` (``SystemExit``, ``KeyboardInterrupt``,
+    ...): wrapped, so it fails the method's pair instead of ending the run."""
+
+
+#: Messages of the allocation failures of torch, NumPy, OpenCV and the C++ runtime.
+_OUT_OF_MEMORY = re.compile(
+    r"can't allocate memory|cannot allocate memory|insufficient memory|failed to allocate"
+    r"|out of memory|bad_alloc|can't start new thread",
+    re.IGNORECASE,
+)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """``exc`` says an allocation failed (what hitting ``--max-memory`` raises)."""
+    return isinstance(exc, MemoryError) or bool(_OUT_OF_MEMORY.search(str(exc)))
 
 
 @dataclass
@@ -65,8 +93,13 @@ class Context:
     device: torch.device
     timeout: float = 0.0  # seconds per method call on a batch; 0 = none
     save_images: Callable[..., None] | None = None
-    #: set when a timed-out call was abandoned in a daemon thread (a process worker then exits)
+    #: set when a timed-out call was abandoned in a daemon thread, or an allocation failed
+    #: (a process worker then exits after its unit)
     tainted: bool = field(default=False)
+    #: the run's working directory, restored after every method call (a method may chdir)
+    home: str = field(default_factory=lambda: _cwd() or "")
+    #: ``--max-memory`` as the user wrote it (for failure reasons), when a limit is set
+    memory_limit: str | None = None
 
     def method_device(self, method_name: str) -> torch.device:
         method = self.methods[method_name]
@@ -78,8 +111,10 @@ def call_with_timeout(fn: Callable[[], Any], timeout: float) -> Any:
 
     A daemon thread, so a call that never returns cannot keep the process from exiting; the
     caller's wait wakes every 0.2 s, so Ctrl-C reaches the main thread within a fraction of a
-    second even while a method is stuck in C code. Exceptions (KeyboardInterrupt included)
-    are re-raised in the caller.
+    second even while a method is stuck in C code. An :class:`Exception` of ``fn`` is re-raised
+    in the caller; anything else it raises (``SystemExit``, ``KeyboardInterrupt``) comes back
+    as :class:`MethodFault`, so only a real Ctrl-C, which Python delivers to the waiting main
+    thread, interrupts the caller.
     """
     outcome: dict[str, Any] = {}
 
@@ -98,8 +133,32 @@ def call_with_timeout(fn: Callable[[], Any], timeout: float) -> Any:
             raise MethodTimeout(f"timed out after {timeout:g} s")
         thread.join(wait)
     if "error" in outcome:
-        raise outcome["error"]
+        error = outcome["error"]
+        if isinstance(error, Exception):
+            raise error
+        raise MethodFault(f"{type(error).__name__}({_args(error)}) raised by the method")
     return outcome["value"]
+
+
+def _args(exc: BaseException) -> str:
+    return ", ".join(repr(a) for a in exc.args)
+
+
+def _cwd() -> str | None:
+    try:
+        return os.getcwd()
+    except OSError:  # the directory was removed (by a method that moved there, say)
+        return None
+
+
+def restore_cwd(home: str) -> None:
+    """Go back to ``home`` (when known) if a method changed the working directory."""
+    if not home or _cwd() == home:
+        return
+    try:
+        os.chdir(home)
+    except OSError:
+        pass  # every path the run writes is absolute: only relative data paths are affected
 
 
 def _predict(
@@ -170,11 +229,14 @@ def run_prepared(
     unit: Unit,
     prepared: Prepared,
     deliver: Callable[[list[dict[str, Any]]], None] | None = None,
+    starting: Callable[[Pair], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Run and measure every (method, mask) pair of ``unit`` on its prepared batch.
 
     ``deliver``, when given, receives each pair's records as soon as that pair is done (so an
     interrupted batch keeps its finished pairs); the records are also returned together.
+    ``starting``, when given, is told each pair before it runs (a worker's driver then knows
+    which method was running if the worker dies).
     """
     position = {index: k for k, index in enumerate(unit.indices)}
     records: list[dict[str, Any]] = []
@@ -193,6 +255,8 @@ def run_prepared(
             else:
                 sub = torch.tensor([mask_row[i] for i in todo])
                 sel_images, sel_masks = images[sub], masks[sub]
+            if starting is not None:
+                starting((method_name, mask_name))
             pair_records = _evaluate_pair(
                 ctx, method_name, mask_name, todo, sel_images, sel_masks, ratios
             )
@@ -203,10 +267,13 @@ def run_prepared(
 
 
 def evaluate_unit(
-    ctx: Context, unit: Unit, deliver: Callable[[list[dict[str, Any]]], None] | None = None
+    ctx: Context,
+    unit: Unit,
+    deliver: Callable[[list[dict[str, Any]]], None] | None = None,
+    starting: Callable[[Pair], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Decode the unit's images once, draw each mask type once, run and measure every pair."""
-    return run_prepared(ctx, unit, prepare_unit(ctx, unit), deliver)
+    return run_prepared(ctx, unit, prepare_unit(ctx, unit), deliver, starting)
 
 
 def _evaluate_pair(
@@ -230,17 +297,25 @@ def _evaluate_pair(
     except MethodTimeout as exc:
         ctx.tainted = True
         prediction, problems = None, [str(exc)] * len(todo)
-    except ContractError as exc:
+    except (ContractError, MethodFault) as exc:
         prediction, problems = None, [truncate_reason(str(exc))] * len(todo)
     except Exception as exc:  # a crashing method fails its batch, not the run
-        prediction, problems = None, [truncate_reason(f"{type(exc).__name__}: {exc}")] * len(todo)
+        prediction, problems = None, [_failure(ctx, exc)] * len(todo)
+    finally:
+        restore_cwd(ctx.home)
     seconds = (time.perf_counter() - started) / len(todo)
 
     values: dict[str, list[float]] = {}
     if prediction is not None:
         problems = [g or p for g, p in zip(given, invalid_images(prediction))]
         keep = ctx.save_images is not None
-        values, result = measure(originals_d, prediction, masks_d, keep)
+        try:
+            values, result = measure(originals_d, prediction, masks_d, keep)
+        except Exception as exc:  # under --max-memory a huge prediction fails its pair
+            if ctx.memory_limit is None or not is_out_of_memory(exc):
+                raise
+            values, result, prediction = {}, None, None
+            problems = [_failure(ctx, exc)] * len(todo)
         if result is not None:
             ctx.save_images(originals, masks, result.cpu(), todo, mask_name, method_name, problems)
     records = []
@@ -260,6 +335,15 @@ def _evaluate_pair(
             record["status"] = f"failed: {problems[j]}"
         records.append(record)
     return records
+
+
+def _failure(ctx: Context, exc: Exception) -> str:
+    """The failure reason of a pair whose method raised ``exc``."""
+    reason = f"{type(exc).__name__}: {exc}"
+    if ctx.memory_limit is not None and is_out_of_memory(exc):
+        ctx.tainted = True  # a fresh worker after this unit: the failed allocation may have left
+        reason = f"exceeded --max-memory {ctx.memory_limit} ({reason})"  # a fragmented heap
+    return truncate_reason(reason)
 
 
 def measure_chunk(images: int, image_values: int, device: torch.device) -> int:

@@ -8,13 +8,22 @@ the metrics' code, are unchanged), hands batches of that work to an executor
 (:mod:`benchmark.run.pipeline` says what a batch does, :mod:`benchmark.run.executors` and
 :mod:`benchmark.run.ray_executor` where it runs) and writes each batch's records as they arrive.
 A failing or timed-out batch is recorded as failed and the run goes on.
+
+Process faults (``docs/guides/process-faults.md``): CPU methods always run in forked worker
+processes, even with ``--workers 1``, so a method that exits, crashes or leaks threads ends only
+its worker; every path the run writes is resolved once, at the start; SIGTERM and SIGHUP stop a
+run like Ctrl-C (finished records kept, ``run.json`` "interrupted", the leaderboard of what
+finished written).
 """
 
 from __future__ import annotations
 
 import math
+import signal
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +32,7 @@ from typing import Any
 from benchmark.datasets import DATASETS
 from benchmark.datasets.base import dataset_spec
 from benchmark.device import device_description
+from benchmark.errors import UsageError
 from benchmark.leaderboard import build_leaderboard, render_markdown
 from benchmark.masking import MASKS
 from benchmark.method import METHODS
@@ -37,6 +47,85 @@ from benchmark.run.pipeline import Context, Pair, split_units
 from benchmark.run.plan import Plan, build_plan, describe
 from benchmark.run.progress import Progress
 from benchmark.run.provenance import git_revision, plugin_versions, versions
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP reached the driver: the run stops as it does on Ctrl-C."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.signal_name = signal.Signals(signum).name
+        #: the shell's convention: 128 + the signal number (143 for SIGTERM, 129 for SIGHUP)
+        self.exit_code = 128 + signum
+
+
+#: Signals that stop a run like Ctrl-C (SIGINT keeps Python's own KeyboardInterrupt).
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n))
+#: Threads alive when the last run started (see :func:`lingering_threads`).
+_THREADS_BEFORE: set[threading.Thread] = set()
+
+
+def _handled(signals: tuple[int, ...]) -> tuple[int, ...]:
+    """``signals`` less those this process ignores (``nohup`` ignores SIGHUP; a shell's
+    background job ignores SIGINT): an ignored signal stays ignored."""
+    return tuple(s for s in signals if signal.getsignal(s) is not signal.SIG_IGN)
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    raise Interrupted(signum)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+@contextmanager
+def _stop_signals() -> Iterator[None]:
+    """While a run lasts, SIGTERM and SIGHUP raise :class:`Interrupted` in the main thread."""
+    if not _in_main_thread():  # Python lets only the main thread set handlers
+        yield
+        return
+    previous = {s: signal.signal(s, _raise_interrupted) for s in _handled(STOP_SIGNALS)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+@contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP while the run's files are written (a second Ctrl-C must
+    not leave ``run.json`` "running"); one that arrived is raised afterwards."""
+    if not _in_main_thread():
+        yield
+        return
+    arrived: list[int] = []
+    held = _handled((signal.SIGINT, *STOP_SIGNALS))
+    previous = {s: signal.signal(s, lambda signum, frame: arrived.append(signum)) for s in held}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if arrived and sys.exc_info()[0] is None:
+        if arrived[0] == signal.SIGINT:
+            raise KeyboardInterrupt
+        raise Interrupted(arrived[0])
+
+
+def lingering_threads() -> list[threading.Thread]:
+    """Non-daemon threads started during the last run and still alive: a method running in this
+    process left them behind (Python would wait for them at exit; the CLI does not)."""
+    return [
+        t
+        for t in threading.enumerate()
+        if t.is_alive()
+        and not t.daemon
+        and t not in _THREADS_BEFORE
+        and t is not threading.main_thread()
+    ]
 
 
 @dataclass
@@ -60,23 +149,59 @@ def _cap_workers(config: RunConfig) -> int:
     return config.workers
 
 
+def _memory_limit(config: RunConfig) -> int | None:
+    """``--max-memory`` in bytes (None: no limit); refused where no worker can enforce it."""
+    if config.max_memory is None:
+        return None
+    from benchmark.run.executors import fork_available, parse_memory
+
+    limit = parse_memory(config.max_memory)
+    if config.executor == "ray":
+        raise UsageError(
+            "--max-memory limits local worker processes; with --executor ray give the tasks' "
+            "memory to the Ray cluster instead"
+        )
+    if not fork_available():
+        print(
+            "warning: --max-memory is enforced in forked worker processes, which this platform "
+            "lacks; running without a memory limit",
+            file=sys.stderr,
+        )
+    return limit
+
+
 def run_benchmark(config: RunConfig) -> RunResult:
-    """Run ``config``: write records, leaderboard and run.json; reuse finished records."""
+    """Run ``config``: write records, leaderboard and run.json; reuse finished records.
+
+    SIGTERM and SIGHUP raise :class:`Interrupted` (a ``KeyboardInterrupt``) as Ctrl-C does.
+    """
     config.validate()
+    memory = _memory_limit(config)
     workers = _cap_workers(config)
-    plan = build_plan(config)
-    indices = list(range(plan.count))
-    run_dir = config.run_dir()
-    lock = RunLock(run_dir)
-    lock.acquire()  # before anything reads or writes the folder
-    try:
-        return _run_locked(config, plan, workers, run_dir, lock, indices)
-    finally:
-        lock.release()
+    _THREADS_BEFORE.clear()
+    _THREADS_BEFORE.update(threading.enumerate())
+    with _stop_signals():
+        plan = build_plan(config)
+        plan.context.memory_limit = config.max_memory if memory is not None else None
+        indices = list(range(plan.count))
+        # resolved once: a method that changes the working directory cannot move the output
+        run_dir = config.run_dir().resolve()
+        lock = RunLock(run_dir)
+        lock.acquire()  # before anything reads or writes the folder
+        try:
+            return _run_locked(config, plan, workers, run_dir, lock, indices, memory)
+        finally:
+            lock.release()
 
 
 def _run_locked(
-    config: RunConfig, plan: Plan, workers: int, run_dir: Path, lock: RunLock, indices: list[int]
+    config: RunConfig,
+    plan: Plan,
+    workers: int,
+    run_dir: Path,
+    lock: RunLock,
+    indices: list[int],
+    memory: int | None,
 ) -> RunResult:
     ctx, count = plan.context, plan.count
     methods, masks = ctx.methods, ctx.masks
@@ -141,41 +266,56 @@ def _run_locked(
             progress.update(fresh)
 
     try:
-        _execute(config, plan, workers, todo, deliver, lock)
+        _execute(config, plan, workers, todo, deliver, lock, memory)
     finally:
         with guard:
             counts["closed"] = 1
         progress.close()
-        store.sync()
-        selected = {
-            key: record
-            for record in store
-            if (key := record_key(record))[0] in methods
-            and key[2] in masks
-            and key[3] < count
-            and key[1] == ctx.fingerprints[key[0]]
-            and record.get("provenance") == ctx.provenance[key[2]]
-        }
-        leaderboard = build_leaderboard(
-            selected.values(),
-            list(methods),
-            list(masks),
-            {**config.identity(), "limit": config.limit, "images": count},
-        )
-        write_json(
-            results_dir / "leaderboard.json", validated(leaderboard, Leaderboard, "leaderboard")
-        )
-        write_atomic(results_dir / "leaderboard.md", render_markdown(leaderboard))
-        complete = len(selected) == count * len(methods) * len(masks)
-        run_info.update(
-            finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            status="complete" if complete else "interrupted",
-            computed=counts["computed"],
-            reused=reused,
-            failed=counts["failed"],
-        )
-        write_json(results_dir / "run.json", validated(run_info, RunFile, "run.json"))
+        with _signals_deferred():  # a second Ctrl-C must not leave run.json "running"
+            leaderboard = _finish(config, plan, results_dir, store, run_info, counts, reused)
     return RunResult(results_dir, leaderboard, counts["computed"], reused, counts["failed"])
+
+
+def _finish(
+    config: RunConfig,
+    plan: Plan,
+    results_dir: Path,
+    store: RecordStore,
+    run_info: dict[str, Any],
+    counts: dict[str, int],
+    reused: int,
+) -> dict[str, Any]:
+    """Write the leaderboard of every current record and the final ``run.json``."""
+    ctx, count = plan.context, plan.count
+    methods, masks = ctx.methods, ctx.masks
+    store.sync()
+    selected = {
+        key: record
+        for record in store
+        if (key := record_key(record))[0] in methods
+        and key[2] in masks
+        and key[3] < count
+        and key[1] == ctx.fingerprints[key[0]]
+        and record.get("provenance") == ctx.provenance[key[2]]
+    }
+    leaderboard = build_leaderboard(
+        selected.values(),
+        list(methods),
+        list(masks),
+        {**config.identity(), "limit": config.limit, "images": count},
+    )
+    write_json(results_dir / "leaderboard.json", validated(leaderboard, Leaderboard, "leaderboard"))
+    write_atomic(results_dir / "leaderboard.md", render_markdown(leaderboard))
+    complete = len(selected) == count * len(methods) * len(masks)
+    run_info.update(
+        finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        status="complete" if complete else "interrupted",
+        computed=counts["computed"],
+        reused=reused,
+        failed=counts["failed"],
+    )
+    write_json(results_dir / "run.json", validated(run_info, RunFile, "run.json"))
+    return leaderboard
 
 
 def runs_in_driver(ctx: Context, method_name: str) -> bool:
@@ -190,8 +330,17 @@ def _execute(
     todo: dict[Pair, list[int]],
     deliver,
     lock: RunLock,
+    memory: int | None = None,
 ) -> None:
-    """Hand the work to the executor ``config`` asks for."""
+    """Hand the work to the executor ``config`` asks for.
+
+    Locally, CPU methods run in forked worker processes even with ``--workers 1``: a method
+    that calls ``os._exit``, crashes the interpreter or leaves threads behind ends only its
+    worker, which is replaced. GPU methods run in a thread of this process (CUDA does not
+    survive ``fork``), guarded by the pipeline: there only a hard crash ends the run.
+    """
+    import torch
+
     from benchmark.run.executors import (
         InProcessExecutor,
         ProcessPoolExecutor,
@@ -207,7 +356,7 @@ def _execute(
 
         RayExecutor(config, plan, workers).run(todo, deliver)
         return
-    if workers == 1 or not fork_available():
+    if not fork_available():  # no worker processes here: every method runs in this one
         InProcessExecutor(ctx).run(split_units(todo, plan.batch_size), deliver)
         return
     # GPU methods run here in a driver thread (CUDA does not survive fork); CPU work is forked.
@@ -225,10 +374,10 @@ def _execute(
                 failure.append(exc)
 
         gpu_thread = threading.Thread(target=gpu_work, daemon=True, name="inpaint-bench-gpu")
-    threads = max(1, default_workers() // workers)
-    pool = ProcessPoolExecutor(
-        ctx, workers, threads, close_fds=(lock.fd,) if lock.fd is not None else (), stop=stop
-    )
+    # one worker keeps this process's thread count (what an in-process run used)
+    threads = torch.get_num_threads() if workers == 1 else max(1, default_workers() // workers)
+    close_fds = (lock.fd,) if lock.fd is not None else ()
+    pool = ProcessPoolExecutor(ctx, workers, threads, close_fds, stop, memory)
     try:
         if on_cpu:
             unit_size = max(1, math.ceil(plan.batch_size / workers))
