@@ -132,6 +132,18 @@ def test_command_writes_the_file(runs, tmp_path, capsys):
         report.run(parser.parse_args([str(runs["saved"]), "--samples", "-1"]))
 
 
+def test_a_run_too_small_to_decide_reports_its_unbounded_intervals(tmp_path, capsys):
+    """Three images: every paired interval is unbounded (null in leaderboard.json)."""
+    run_dir = make_run(tmp_path / "tiny", save_images=False, limit=3)
+    board = json.loads((run_dir / "leaderboard.json").read_text())
+    assert board["tables"][0]["comparisons"][0]["psnr"]["ci_low"] is None
+    parser = argparse.ArgumentParser()
+    report.add_arguments(parser)
+    out = tmp_path / "tiny.html"
+    assert report.run(parser.parse_args([str(run_dir), "--out", str(out)])) == 0
+    assert "too few images to decide" in out.read_text()
+
+
 def test_missing_run_directory_is_a_data_error(tmp_path):
     with pytest.raises(DataError, match="does not exist"):
         report.build_report(tmp_path / "nope")

@@ -64,13 +64,28 @@ class Interval(msgspec.Struct):
             raise ValueError("a mean without its confidence interval")
 
 
-class Difference(msgspec.Struct):
-    """The verdict's paired PSNR difference (every number present)."""
+class PairedDifference(msgspec.Struct):
+    """A paired difference decided by the rule of :mod:`benchmark.decision`: its interval is
+    unbounded (null bounds) when too few images can exclude 0 at all, and then it is never
+    significant."""
+
+    mean: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
+    n: Count = 0
+    significant: bool = False
+
+    def __post_init__(self) -> None:
+        unbounded = self.ci_low is None or self.ci_high is None
+        if self.mean is not None and unbounded and self.significant:
+            raise ValueError("a significant difference without its confidence interval")
+
+
+class Difference(PairedDifference):
+    """The verdict's paired PSNR difference."""
 
     mean: float
-    ci_low: float
-    ci_high: float
-    p_value: float | None = None
 
 
 class Failure(msgspec.Struct):
@@ -79,7 +94,7 @@ class Failure(msgspec.Struct):
 
 
 class VsLeader(msgspec.Struct):
-    psnr: Interval | None = None
+    psnr: PairedDifference | None = None
 
 
 class BoardEntry(msgspec.Struct):
@@ -98,8 +113,8 @@ class Comparison(msgspec.Struct):
     a: str
     b: str
     n: Count | None = None
-    psnr: Interval | None = None
-    ssim: Interval | None = None
+    psnr: PairedDifference | None = None
+    ssim: PairedDifference | None = None
 
 
 class Verdict(msgspec.Struct):
