@@ -61,7 +61,7 @@ class Method(ABC):
         """
         return ""
 
-    def check_run(
+    def check_run(  # noqa: B027 (an optional hook: most methods serve any run)
         self,
         *,
         config: Any,

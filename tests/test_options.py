@@ -37,6 +37,7 @@ SAMPLES = {
     "workers": ("1", 1),
     "device": ("cpu", "cpu"),
     "timeout": ("2.5", 2.5),
+    "max_memory": ("2G", "2G"),
     "executor": ("ray", "ray"),
     "ray_address": ("auto", "auto"),
     "out": ("/tmp/run", "/tmp/run"),

@@ -107,6 +107,8 @@ def test_each_batch_is_decoded_once_and_masked_once_per_mask_type(
         return original_batch(self, indices, *args, **kwargs)
 
     monkeypatch.setattr(MaskGenerator, "batch", counting_batch)
+    # in this process, where the counts can be seen (CPU methods otherwise run in a worker)
+    monkeypatch.setattr("benchmark.run.executors.fork_available", lambda: False)
     CountingDataset.calls = []
     result = run(
         tmp_path, dataset=name, methods=["telea", "nearest", "mean"], masks=["lines", "square"]
@@ -118,8 +120,12 @@ def test_each_batch_is_decoded_once_and_masked_once_per_mask_type(
     )
 
 
-def test_a_method_with_inpaint_indexed_gets_the_indices_and_the_mask_name(tmp_path, temp_method):
+def test_a_method_with_inpaint_indexed_gets_the_indices_and_the_mask_name(
+    tmp_path, temp_method, monkeypatch
+):
     calls = []
+    # in this process, where the calls can be seen (CPU methods otherwise run in a worker)
+    monkeypatch.setattr("benchmark.run.executors.fork_available", lambda: False)
 
     class Indexed(Method):
         def inpaint(self, masked, mask):

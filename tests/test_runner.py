@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
+import time
 
 import cv2
 import numpy as np
@@ -184,13 +187,17 @@ def test_a_new_metric_plugin_does_not_break_resuming(tmp_path):
 
 # -- interruption and resume ----------------------------------------------------------------------
 def test_interrupted_run_keeps_finished_batches_and_resumes(tmp_path, temp_method):
+    """A real Ctrl-C of the driver, sent from the worker's second batch (a KeyboardInterrupt
+    the method raises itself only fails its batch: tests/test_process_faults.py)."""
+    driver = os.getpid()
     state = {"calls": 0, "interrupt": True}
 
     class Interrupted(Method):
         def inpaint(self, masked, mask):
-            state["calls"] += 1
-            if state["interrupt"] and state["calls"] == 2:
-                raise KeyboardInterrupt
+            state["calls"] += 1  # counted in the worker process, which takes every batch
+            if state["interrupt"] and state["calls"] == 2 and os.getpid() != driver:
+                os.kill(driver, signal.SIGINT)
+                time.sleep(60)  # the driver kills this worker
             return mean_fill(masked, mask)
 
     name = temp_method("test-interrupted", Interrupted)

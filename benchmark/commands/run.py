@@ -107,11 +107,9 @@ def _run(args: argparse.Namespace) -> int:
     import time
 
     from benchmark.leaderboard import failure_lines, render_console, run_summary
-    from benchmark.run.config import config_from_args
-    from benchmark.run.runner import run_benchmark
-
     from benchmark.protocols import apply_protocol
-    from benchmark.run.config import OPTIONS
+    from benchmark.run.config import OPTIONS, config_from_args
+    from benchmark.run.runner import run_benchmark
 
     methods = _expand_methods(args.methods)
     given = [name for name in OPTIONS if getattr(args, name, None) is not None]
