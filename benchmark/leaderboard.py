@@ -79,6 +79,12 @@ INCOMPLETE_NOTE = (
     "images every ranked method completed; its own means over all its images are in "
     "leaderboard.json ('own_metrics')"
 )
+#: Marker of stochastic methods (their results depend on their seed), and its footnote.
+STOCHASTIC_MARK = "~"
+STOCHASTIC_NOTE = (
+    f"{STOCHASTIC_MARK} stochastic: the result depends on the method's seed (part of its "
+    "fingerprint); run several seeds as separate entries to see the spread across seeds"
+)
 UNRANKED_NOTE = (
     "unranked (–): completed no image, or too few for the ranking to keep at least "
     f"{MIN_COMMON_FRACTION:.0%} of the images in common; means over its own images only, "
@@ -381,6 +387,7 @@ def table_rows(table: dict[str, Any], reason_width: int = 32) -> tuple[list[str]
         speed = entry.get("images_per_s")
         marks = f" {TIED_MARK}" if entry.get("tied_with_leader") else ""
         marks += f" {INCOMPLETE_MARK}" if _is_incomplete(entry) else ""
+        marks += f" {STOCHASTIC_MARK}" if entry.get("stochastic") else ""
         n = (entry["metrics"].get("psnr") or {}).get("n", entry.get("n", 0))
         rows.append(
             [
@@ -460,6 +467,8 @@ def notes(table: dict[str, Any]) -> list[str]:
         lines.append(TIED_NOTE)
     if any(_is_incomplete(e) for e in table["entries"]):
         lines.append(INCOMPLETE_NOTE)
+    if any(e.get("stochastic") for e in table["entries"]):
+        lines.append(STOCHASTIC_NOTE)
     unranked = [e for e in table["entries"] if not _is_ranked(e)]
     if unranked:
         lines.append(UNRANKED_NOTE)

@@ -221,13 +221,21 @@ def both(folders: dict[str, Path], seed: int = 0) -> str:
 
 
 @pytest.fixture(scope="module")
-def baseline(folders, tmp_path_factory) -> dict:
+def baseline_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("baseline") / "run"
+
+
+@pytest.fixture(scope="module")
+def baseline(folders, baseline_dir) -> dict:
     """Both methods and telea, batches of 4, one worker."""
-    out = tmp_path_factory.mktemp("baseline") / "run"
-    return run(out, both(folders) + ",telea", "--batch-size", "4", "--workers", "1")
+    return run(baseline_dir, both(folders) + ",telea", "--batch-size", "4", "--workers", "1")
 
 
-def test_run_end_to_end(baseline, folders) -> None:
+def test_run_end_to_end(baseline, baseline_dir, folders) -> None:
+    board = json.loads((baseline_dir / "leaderboard.json").read_text())
+    marked = {e["method"] for t in board["tables"] for e in t["entries"] if e.get("stochastic")}
+    assert len(marked) == 2 and all(m.startswith(("repaint:", "diffusers:")) for m in marked)
+    assert "~ stochastic" in (baseline_dir / "leaderboard.md").read_text()
     methods = {key[0] for key in baseline}
     assert len(methods) == 3 and "telea" in methods
     assert len(baseline) == 12

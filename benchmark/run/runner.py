@@ -304,6 +304,10 @@ def _finish(
         list(masks),
         {**config.identity(), "limit": config.limit, "images": count},
     )
+    for table in leaderboard["tables"]:  # stochastic methods (diffusion models) are marked
+        for entry in table["entries"]:
+            if getattr(methods.get(entry["method"]), "stochastic", False):
+                entry["stochastic"] = True
     write_json(results_dir / "leaderboard.json", validated(leaderboard, Leaderboard, "leaderboard"))
     write_atomic(results_dir / "leaderboard.md", render_markdown(leaderboard))
     complete = len(selected) == count * len(methods) * len(masks)
