@@ -79,6 +79,28 @@ def _metric_line(name: str, registry: Registry) -> str:
     return f"{line}. {definition}" if definition else line
 
 
+PERCEPTUAL_HEADER = (
+    "perceptual metrics (--metrics NAME; per-image: a value per image, per-set: one per "
+    "table; variant; reference):"
+)
+
+
+def perceptual_lines() -> list[str]:
+    """One line per perceptual metric of :data:`benchmark.perceptual.PERCEPTUAL_METRICS`: name,
+    aliases, direction, kind, variant and the reference package it equals (no torch import)."""
+    from benchmark.perceptual import PERCEPTUAL_METRICS
+
+    lines = []
+    for name, info in PERCEPTUAL_METRICS.items():
+        arrow = "↑" if info["direction"] == "higher" else "↓"
+        kind = "per-image" if info["kind"] == "image" else "per-set"
+        aliases = tuple(info.get("aliases") or ())
+        alias = f" (alias {', '.join(aliases)})" if aliases else ""
+        lines.append(f"  {name}{alias} {arrow} {kind}: {info['variant']}")
+        lines.append(f"      reference: {info['reference']}")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     """Print registered names with parameters, origin and a one-line description."""
     kinds = [args.kind] if args.kind else list(REGISTRIES)
@@ -89,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
             print("metrics (↑ higher is better, ↓ lower is better, blank: descriptive):")
             for name in registry.names():
                 print(_metric_line(name, registry))
+            print(PERCEPTUAL_HEADER)
+            for line in perceptual_lines():
+                print(line)
             continue
         print(f"{kind}:")
         for name in registry.names():
