@@ -45,6 +45,9 @@ class Method(ABC):
     #: One line shown by ``list`` when the method is slow at large sizes (what to use instead);
     #: empty for methods that keep up.
     slow_note: str = ""
+    #: Most images per call (None: the whole batch). The harness calls, times (``--timeout``)
+    #: and records such a method chunk by chunk, so a slow model shows progress per chunk.
+    max_batch: int | None = None
 
     @abstractmethod
     def inpaint(self, masked: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -341,3 +341,31 @@ def test_check_images_names_the_problem(value, words):
     with pytest.raises(ContractError) as error:
         check_images(images, "data set 'x'")
     assert str(error.value) == f"data set 'x': {words}"
+
+
+def test_a_method_with_max_batch_is_called_chunk_by_chunk_with_the_same_records(
+    tmp_path, temp_method, monkeypatch
+):
+    """max_batch = 3: calls of at most 3 images, records equal to the same method unchunked."""
+    from methods.floors import MeanFill
+
+    sizes = []
+    # in this process, where the calls can be seen (CPU methods otherwise run in a worker)
+    monkeypatch.setattr("benchmark.run.executors.fork_available", lambda: False)
+
+    class Chunked(MeanFill):
+        max_batch = 3
+
+        def inpaint(self, masked, mask):
+            sizes.append(len(masked))
+            return super().inpaint(masked, mask)
+
+    chunked = temp_method("test-chunked", Chunked)
+    whole = temp_method("test-whole", type("Whole", (MeanFill,), {}))
+    result = run(tmp_path, methods=[chunked, whole], limit=20, batch_size=10)
+    assert sizes and max(sizes) <= 3 and sum(sizes) == 20
+    records = records_by_key(result)
+    for index in range(20):
+        a, b = records[(chunked, "square", index)], records[(whole, "square", index)]
+        assert a["status"] == b["status"] == "ok"
+        assert all(a[m] == b[m] for m in ("psnr", "ssim", "hole_psnr", "hole_l1"))

@@ -257,12 +257,19 @@ def run_prepared(
                 sel_images, sel_masks = images[sub], masks[sub]
             if starting is not None:
                 starting((method_name, mask_name))
-            pair_records = _evaluate_pair(
-                ctx, method_name, mask_name, todo, sel_images, sel_masks, ratios
-            )
-            if deliver is not None:
-                deliver(pair_records)
-            records += pair_records
+            # a method that takes at most max_batch images per call (a diffusion model: minutes
+            # per image) is called, timed and delivered chunk by chunk: progress and --timeout
+            # then count per chunk, not per batch
+            step = max(1, ctx.methods[method_name].max_batch or len(todo))
+            for start in range(0, len(todo), step):
+                part = slice(start, start + step)
+                pair_records = _evaluate_pair(
+                    ctx, method_name, mask_name, todo[part], sel_images[part], sel_masks[part],
+                    ratios,
+                )  # fmt: skip
+                if deliver is not None:
+                    deliver(pair_records)
+                records += pair_records
     return records
 
 
