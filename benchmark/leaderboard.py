@@ -36,6 +36,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -112,6 +113,7 @@ def build_leaderboard(
     from benchmark.metrics import all_metrics  # imports torch: only when building
 
     metric_names = [m.name for m in all_metrics()]
+    metric_names += [m for m in config.get("metrics") or () if m not in metric_names]  # --metrics
     masks = list(dict.fromkeys(masks))
     # one thread per table: the bootstrap gathers and means release the GIL, and the tables
     # share nothing (each draws its own resamples), so the numbers are those of a plain loop
@@ -373,9 +375,15 @@ def table_rows(table: dict[str, Any], reason_width: int = 32) -> tuple[list[str]
     sit beside the ranking.
     """
     from benchmark.metrics import all_metrics
+    from benchmark.perceptual.selection import TABLE as EXTRA_TABLE
 
     metrics = {m.name: m for m in all_metrics()}
     shown = [metrics[name] for name in TABLE_METRICS if name in metrics]
+    shown += [  # --metrics: perceptual columns of the entries that have them
+        SimpleNamespace(name=name, label=label, higher_is_better=higher, decimals=decimals)
+        for name, (label, higher, decimals) in EXTRA_TABLE.items()
+        if any(name in e["metrics"] for e in table["entries"])
+    ]
     arrow = {True: " ↑", False: " ↓", None: ""}
     header = ["#", "method", *(m.label + arrow[m.higher_is_better] for m in shown)]
     with_reasons = any(e.get("failed") for e in table["entries"])

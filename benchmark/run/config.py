@@ -51,6 +51,11 @@ def _specs(text: str) -> list[str]:
     return split_specs(text)
 
 
+def _names(text: str) -> list[str]:
+    """Comma-separated names, blanks dropped: ``"psnr, ms-ssim"`` -> ``["psnr", "ms-ssim"]``."""
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def _ratio(text: str) -> tuple[float, float]:
     from benchmark.masking import parse_ratio_range  # imports torch: only when used
 
@@ -144,6 +149,26 @@ class RunConfig:
         parse=_ratio,
         metavar="LOW-HIGH",
     )
+    metrics: list[str] = option(
+        factory=list,
+        help="comma-separated metrics to compute besides the pixel metrics, e.g. "
+        "lpips-alex,ms-ssim (python -m benchmark list metrics); default: the pixel metrics "
+        "only. Records keep every value: adding a metric measures only the records lacking it",
+        role="selection",
+        parse=_names,
+        metavar="NAMES",
+    )
+    weights_dir: str | None = option(
+        None,
+        help="folder of the perceptual metrics' weight files under their reference names "
+        "(searched before the torch hub cache)",
+        metavar="DIR",
+    )
+    allow_unverified_weights: bool = option(
+        False,
+        help="use weight files whose sha256 is not the published one (fine-tuned backbones, "
+        "tests); printed when used and recorded in run.json",
+    )
     batch_size: int | None = option(
         None,
         help="images per batch (default 256, fewer above 256x256 so a batch stays near 256 MiB); "
@@ -217,6 +242,10 @@ class RunConfig:
                 raise UsageError(f"unknown {f.name} {value!r}; valid: {', '.join(opt.choices)}")
         if self.ray_address and self.executor != "ray":
             raise UsageError("--ray-address needs --executor ray")
+        if self.metrics:
+            from benchmark.perceptual.selection import check_metric_names
+
+            check_metric_names(self.metrics)
 
     def identity(self) -> dict[str, Any]:
         """The settings that decide every record's value (besides method and mask)."""
@@ -422,7 +451,7 @@ def command_line(recorded: Mapping[str, Any], cls: type = RunConfig) -> str:
         opt: Option = f.metadata["option"]
         value = recorded.get(f.name)
         wanted = opt.role in ("identity", "selection") or f.name == "device"
-        if not wanted or value is None or opt.flag == "" or isinstance(value, bool):
+        if not wanted or value in (None, []) or opt.flag == "" or isinstance(value, bool):
             continue
         if isinstance(value, list):
             value = "-".join(map(str, value)) if f.name == "mask_ratio" else ",".join(value)

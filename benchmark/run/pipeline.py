@@ -100,6 +100,8 @@ class Context:
     home: str = field(default_factory=lambda: _cwd() or "")
     #: ``--max-memory`` as the user wrote it (for failure reasons), when a limit is set
     memory_limit: str | None = None
+    #: the perceptual metrics of ``--metrics`` (``benchmark.perceptual.selection.ExtraMetrics``)
+    extra_metrics: Any = None
 
     def method_device(self, method_name: str) -> torch.device:
         method = self.methods[method_name]
@@ -317,7 +319,7 @@ def _evaluate_pair(
         problems = [g or p for g, p in zip(given, invalid_images(prediction))]
         keep = ctx.save_images is not None
         try:
-            values, result = measure(originals_d, prediction, masks_d, keep)
+            values, result = measure(originals_d, prediction, masks_d, keep, ctx.extra_metrics)
         except Exception as exc:  # under --max-memory a huge prediction fails its pair
             if ctx.memory_limit is None or not is_out_of_memory(exc):
                 raise
@@ -338,6 +340,8 @@ def _evaluate_pair(
         }
         if problems[j] is None and prediction is not None:
             record.update({k: v[j] for k, v in values.items()}, status=STATUS_OK)
+            if ctx.extra_metrics is not None:  # which code and weights made the extra values
+                record["metric_provenance"] = dict(ctx.extra_metrics.provenance)
         else:
             record["status"] = f"failed: {problems[j]}"
         records.append(record)
@@ -362,10 +366,15 @@ def measure_chunk(images: int, image_values: int, device: torch.device) -> int:
 
 
 def measure(
-    originals: torch.Tensor, prediction: torch.Tensor, masks: torch.Tensor, keep: bool = False
+    originals: torch.Tensor,
+    prediction: torch.Tensor,
+    masks: torch.Tensor,
+    keep: bool = False,
+    extra: Any = None,
 ) -> tuple[dict[str, list[float]], torch.Tensor | None]:
     """Every metric of each image's composite (:func:`composite` of the prediction clamped to
-    [0, 1], NaN as 0), and the composites themselves when ``keep``.
+    [0, 1], NaN as 0), and the composites themselves when ``keep``. ``extra``: the run's
+    perceptual metrics (``ExtraMetrics``), measured on the same composites.
 
     On the CPU the batch is composed and measured a few images at a time: the half-dozen
     batch-sized temporaries of composing and measuring then live in the cache instead of
@@ -387,6 +396,9 @@ def measure(
         result = composite(target, filled, holes)
         for name, value in compute_all(result, target, holes).items():
             values.setdefault(name, []).extend(value.tolist())
+        if extra is not None:
+            for name, value in extra.compute(result, target).items():
+                values.setdefault(name, []).extend(value.tolist())
         if keep:
             kept.append(result)
     return values, (torch.cat(kept) if kept else None)

@@ -18,6 +18,7 @@ from benchmark.errors import UsageError
 from benchmark.masking import MASKS, build_mask
 from benchmark.method import METHODS, Method
 from benchmark.metrics import metrics_fingerprint
+from benchmark.perceptual.selection import plan_extra_metrics
 from benchmark.registry import Spec, parse_spec
 from benchmark.run.config import RunConfig
 from benchmark.run.pipeline import Context, unit_bytes
@@ -82,6 +83,9 @@ def build_plan(config: RunConfig, device=None) -> Plan:
             f"data set {dataset.name!r} has {dataset.image_size} images; SSIM needs at least "
             f"{MIN_SIZE}x{MIN_SIZE} (choose a larger --size)"
         )
+    extra_metrics = plan_extra_metrics(  # weights resolved and checked before any work
+        config.metrics, dataset.image_size, config.weights_dir, config.allow_unverified_weights
+    )
     method_specs = [METHODS.normalize(m) for m in config.methods]
     mask_specs = [MASKS.normalize(m) for m in config.masks]
     for kind, specs in (("methods", method_specs), ("masks", mask_specs)):
@@ -129,6 +133,7 @@ def build_plan(config: RunConfig, device=None) -> Plan:
         ratio=tuple(config.mask_ratio) if config.mask_ratio else None,
         device=device,
         timeout=float(config.timeout),
+        extra_metrics=extra_metrics,
     )
     return Plan(context, count, batch_for(dataset.image_size, config.batch_size), parts)
 

@@ -176,6 +176,12 @@ def run_benchmark(config: RunConfig) -> RunResult:
     SIGTERM and SIGHUP raise :class:`Interrupted` (a ``KeyboardInterrupt``) as Ctrl-C does.
     """
     config.validate()
+    if config.allow_unverified_weights:
+        print(
+            "note: --allow-unverified-weights: weight files whose sha256 is not the published "
+            "one are used (recorded in run.json)",
+            file=sys.stderr,
+        )
     memory = _memory_limit(config)
     workers = _cap_workers(config)
     _THREADS_BEFORE.clear()
@@ -224,6 +230,7 @@ def _run_locked(
             "masks": {
                 name: {**p, "hash": ctx.provenance[name]} for name, p in plan.provenance.items()
             },
+            **({"metrics": dict(extra.provenance)} if (extra := ctx.extra_metrics) else {}),
         },
         "plugins": {
             **plugin_versions({n: parse_spec(n).name for n in methods}, METHODS),
@@ -302,7 +309,12 @@ def _finish(
         selected.values(),
         list(methods),
         list(masks),
-        {**config.identity(), "limit": config.limit, "images": count},
+        {
+            **config.identity(),
+            "limit": config.limit,
+            "images": count,
+            **({"metrics": list(ctx.extra_metrics.names)} if ctx.extra_metrics else {}),
+        },
     )
     for table in leaderboard["tables"]:  # stochastic methods (diffusion models) are marked
         for entry in table["entries"]:
@@ -411,6 +423,12 @@ def _is_done(
         return False  # other data, masks, seed, size or ratio range: recompute
     if any(name not in record for name in METRICS.names()):
         return False  # a metric registered since (plug-in): measure again
+    extra = ctx.extra_metrics  # --metrics: each asked metric present, from its code and weights
+    if extra is not None and any(
+        name not in record or (record.get("metric_provenance") or {}).get(name) != stamp
+        for name, stamp in extra.provenance.items()
+    ):
+        return False
     if config.save_images:
         png = f"{index:06d}.png"
         return image_path(run_dir, slugify(mask_name), slugify(method_name), png).exists()
