@@ -295,3 +295,20 @@ def test_the_reproducing_command_names_metrics_only_when_asked():
     asked = RunConfig(methods=["mean"], masks=["square"], metrics=["psnr", "lpips"]).to_json()
     words = command_line(asked).split()
     assert words[words.index("--metrics") + 1] == "psnr,lpips"
+
+
+def test_extra_metrics_in_chunks_equal_one_lpips_call(weights_dir):
+    import torch
+
+    from benchmark.perceptual.selection import LPIPS_CHUNK, plan_extra_metrics
+
+    extra = plan_extra_metrics(["lpips"], (48, 40), weights_dir, allow_unverified=True)
+    assert extra.names == ("lpips-alex",)
+    generator = torch.Generator().manual_seed(3)
+    n = LPIPS_CHUNK + 5  # two calls
+    target = torch.rand(n, 3, 48, 40, generator=generator)
+    result = (target + 0.1 * torch.rand(n, 3, 48, 40, generator=generator)).clamp(0, 1)
+    got = extra.compute(result, target)["lpips-alex"]
+    whole = lpips(result, target, "alex", weights_dir, allow_unverified=True)
+    assert got.shape == (n,)
+    torch.testing.assert_close(got, whole, rtol=0, atol=1e-6)

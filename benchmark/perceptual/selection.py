@@ -34,6 +34,9 @@ TABLE: dict[str, tuple[str, bool, int]] = {
 }
 #: LPIPS metric -> the trunk name of :mod:`benchmark.perceptual.lpips`.
 LPIPS_NETS = {"lpips-alex": "alex", "lpips-vgg": "vgg", "lpips-squeeze": "squeeze"}
+#: Images per LPIPS call: bounds the trunk's activations (VGG16 at 512 px: about 1 GB per
+#: 16 pairs), whatever the batch a GPU measures at once.
+LPIPS_CHUNK = 16
 #: Source files whose code decides the per-image values (hashed into the records' provenance).
 CODE_FILES = ("lpips.py", "backbones.py", "ms_ssim.py", "selection.py")
 
@@ -103,6 +106,8 @@ class ExtraMetrics:
     def compute(self, result: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         """Each metric of ``names`` for a batch of composites: ``{name: (N,) tensor}``, on the
         tensors' device (the networks are built once per process and device)."""
+        import torch
+
         from benchmark.perceptual.lpips import lpips
         from benchmark.perceptual.ms_ssim import ms_ssim
 
@@ -111,14 +116,18 @@ class ExtraMetrics:
             if name == "ms-ssim":
                 values[name] = ms_ssim(result, target).float()
             else:
-                values[name] = lpips(
-                    result,
-                    target,
-                    LPIPS_NETS[name],
-                    self.weights_dir,
-                    self.allow_unverified,
-                    download=False,  # resolved (or downloaded) at planning time
-                )
+                parts = [
+                    lpips(
+                        result[k : k + LPIPS_CHUNK],
+                        target[k : k + LPIPS_CHUNK],
+                        LPIPS_NETS[name],
+                        self.weights_dir,
+                        self.allow_unverified,
+                        download=False,  # resolved (or downloaded) at planning time
+                    )
+                    for k in range(0, len(result), LPIPS_CHUNK)
+                ]
+                values[name] = torch.cat(parts) if parts else result.new_zeros(0)
         return values
 
 
