@@ -43,7 +43,6 @@ import numpy as np
 from tabulate import tabulate
 
 from benchmark.decision import (
-    ALPHA,
     BETTER,
     INCONCLUSIVE,
     NO_CHANGE,
@@ -55,46 +54,28 @@ from benchmark.decision import (
 )
 from benchmark.device import available_cores
 from benchmark.errors import BenchmarkError
+from benchmark.marks import (
+    INCOMPLETE_MARK,
+    INCOMPLETE_NOTE,
+    MIN_COMMON_FRACTION,
+    ORACLE_MARK,
+    ORACLE_NOTE,
+    SPEED_NOTE,
+    STOCHASTIC_MARK,
+    STOCHASTIC_NOTE,
+    TIED_MARK,
+    TIED_NOTE,
+    UNRANKED_NOTE,
+)
 from benchmark.records import STATUS_OK
 from benchmark.results.schema import LEADERBOARD_FORMAT
 from benchmark.significance import BUCKET_METRICS, PAIRED_METRICS, compare_pairs, ratio_buckets
 from benchmark.stats import Resamples, summarize
 
-#: A method joins the ranking only while the common images stay at least this share of the
-#: table's images (see the module docstring).
-MIN_COMMON_FRACTION = 0.5
 #: Metrics shown with a confidence interval in the tables, in column order.
 TABLE_METRICS = ("psnr", "ssim", "hole_psnr", "hole_l1")
 #: How many distinct failure reasons an entry keeps.
 MAX_REASONS = 5
-#: Marker of methods not significantly different from the leader, and its footnote.
-TIED_MARK = "≈"
-TIED_NOTE = (
-    f"{TIED_MARK} not significantly different from the leader: the {1 - ALPHA:.0%} paired "
-    "bootstrap CI of the mean per-image PSNR difference over the common images includes 0"
-)
-#: Marker of entries that failed (or did not evaluate) some images, and its footnote.
-INCOMPLETE_MARK = "†"
-INCOMPLETE_NOTE = (
-    f"{INCOMPLETE_MARK} incomplete: failed some images (see 'failures'); ranked only on the "
-    "images every ranked method completed; its own means over all its images are in "
-    "leaderboard.json ('own_metrics')"
-)
-#: Marker of stochastic methods (their results depend on their seed), and its footnote.
-STOCHASTIC_MARK = "~"
-STOCHASTIC_NOTE = (
-    f"{STOCHASTIC_MARK} stochastic: the result depends on the method's seed (part of its "
-    "fingerprint); run several seeds as separate entries to see the spread across seeds"
-)
-UNRANKED_NOTE = (
-    "unranked (–): completed no image, or too few for the ranking to keep at least "
-    f"{MIN_COMMON_FRACTION:.0%} of the images in common; means over its own images only, "
-    "not comparable with the ranked rows"
-)
-SPEED_NOTE = (
-    "method img/s: images per second of the method's own inpainting calls only (no data "
-    "loading, mask drawing, metrics or writing); the run's wall-clock rate is lower"
-)
 
 
 def build_leaderboard(
@@ -149,6 +130,8 @@ def _build_table(
     for method in methods:
         own = _summaries(ok[method], metric_names, resamples(len(ok[method])))
         entry = _entry(method, rows[method], ok[method], own, images)
+        if ok[method] and all(r.get("hole_l1") == 0 for r in ok[method]):
+            entry["oracle"] = True  # the ground truth in every hole: it saw the answers
         series[method] = _series(ok[method], metric_names)
         if method in ranked:
             entry["ranked"] = True
@@ -336,6 +319,8 @@ def _verdict(
 def _cell(summary: dict[str, Any], decimals: int) -> str:
     if not summary or summary.get("n", 0) == 0 or summary.get("mean") is None:
         return "—"
+    if summary["n"] < 2 or summary.get("ci_low") is None or summary.get("ci_high") is None:
+        return f"{summary['mean']:.{decimals}f}"  # one image: no interval to show
     half = (summary["ci_high"] - summary["ci_low"]) / 2
     return f"{summary['mean']:.{decimals}f} ± {half:.{decimals}f}"
 
@@ -396,6 +381,7 @@ def table_rows(table: dict[str, Any], reason_width: int = 32) -> tuple[list[str]
         marks = f" {TIED_MARK}" if entry.get("tied_with_leader") else ""
         marks += f" {INCOMPLETE_MARK}" if _is_incomplete(entry) else ""
         marks += f" {STOCHASTIC_MARK}" if entry.get("stochastic") else ""
+        marks += f" {ORACLE_MARK}" if entry.get("oracle") else ""
         n = (entry["metrics"].get("psnr") or {}).get("n", entry.get("n", 0))
         rows.append(
             [
@@ -477,6 +463,8 @@ def notes(table: dict[str, Any]) -> list[str]:
         lines.append(INCOMPLETE_NOTE)
     if any(e.get("stochastic") for e in table["entries"]):
         lines.append(STOCHASTIC_NOTE)
+    if any(e.get("oracle") for e in table["entries"]):
+        lines.append(ORACLE_NOTE)
     unranked = [e for e in table["entries"] if not _is_ranked(e)]
     if unranked:
         lines.append(UNRANKED_NOTE)

@@ -361,7 +361,7 @@ def test_unknown_option(run_cli):
             ["run", "--methods", "telea,telea", "--masks", "lines"],
             "listed twice (after aliases and defaults): telea",
         ),
-        (["run", "--methods", "telea,telea:radius=3.0", "--masks", "lines"], "listed twice"),
+        (["run", "--methods", "telea,telea:radius=3", "--masks", "lines"], "listed twice"),
         (["run", "--methods", "all,telea", "--masks", "lines"], "all"),
         (["run", "--masks", "lines"], "--methods"),
         (["run", "--methods", "telea", "--masks", "lines", "--split", "val"], "val"),
@@ -378,11 +378,22 @@ def test_argument_errors(main_in_process, tmp_path, monkeypatch, args, expected)
 
 
 def test_interrupted_run_exits_130_with_a_resume_hint(main_in_process, tmp_path, temp_method):
+    """A real Ctrl-C of the driver, sent from the worker (a KeyboardInterrupt the method raises
+    itself only fails its images: tests/test_process_faults.py)."""
+    import os
+    import signal
+    import time
+
     from methods.floors import MeanFill
+
+    driver = os.getpid()
 
     class Interrupts(MeanFill):
         def inpaint(self, masked, mask):
-            raise KeyboardInterrupt
+            if os.getpid() != driver:  # the worker process that runs the method
+                os.kill(driver, signal.SIGINT)
+                time.sleep(60)  # the driver stops this worker
+            return super().inpaint(masked, mask)
 
     name = temp_method("test-cli-interrupt", Interrupts)
     code, stdout, stderr = main_in_process(

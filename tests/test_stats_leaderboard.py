@@ -242,3 +242,32 @@ def test_format_2_leaderboards_still_render():
     assert "mask: lines" in text and "verdict" not in text
     assert "ranked on each method's own images (leaderboard format 2)" in text
     assert render_markdown(old).count("## Mask") == len(old["tables"])
+
+
+def _record(method: str, index: int, psnr: float, hole_l1: float) -> dict:
+    return {
+        "method": method, "fingerprint": "", "mask": "lines", "index": index, "status": "ok",
+        "seconds": 0.001, "psnr": psnr, "ssim": 0.9, "hole_psnr": psnr - 10,
+        "hole_l1": hole_l1, "mask_ratio": 0.1,
+    }  # fmt: skip
+
+
+def test_an_oracle_is_flagged_and_marked():
+    """Predictions equal to the ground truth in every hole (hole L1 exactly 0) rank first at
+    100 dB: the entry is flagged oracle, marked ‡ and explained under the table."""
+    records = [_record("answers", i, 100.0, 0.0) for i in range(6)]
+    records += [_record("telea", i, 30.0 + i, 0.05) for i in range(6)]
+    board = build_leaderboard(records, ["answers", "telea"], ["lines"], {"images": 6})
+    entries = {e["method"]: e for e in board["tables"][0]["entries"]}
+    assert entries["answers"].get("oracle") is True and "oracle" not in entries["telea"]
+    text = render_console(board)
+    assert "answers ‡" in text and "‡ oracle" in text
+    almost = [_record("close", i, 60.0, 0.0 if i else 1e-6) for i in range(6)]
+    board = build_leaderboard(almost, ["close"], ["lines"], {"images": 6})
+    assert "oracle" not in board["tables"][0]["entries"][0]  # one hole off: not an oracle
+
+
+def test_one_image_is_shown_without_an_interval():
+    board = build_leaderboard([_record("telea", 0, 31.25, 0.05)], ["telea"], ["lines"], {})
+    text = render_console(board)
+    assert "31.25" in text and "31.25 ±" not in text and "± 0.00" not in text

@@ -132,6 +132,13 @@ def _run(args: argparse.Namespace) -> int:
     failures = failure_lines(result.leaderboard, result.run_dir / "records.jsonl")
     for line in failures:
         print(line, file=sys.stderr)
+    for table in result.leaderboard["tables"]:
+        for entry in (e for e in table["entries"] if e.get("oracle")):
+            print(
+                f"warning: {entry['method']} on {table['mask']} equals the ground truth in every "
+                "hole: an oracle (it has seen the answers), flagged in leaderboard.json",
+                file=sys.stderr,
+            )
     if failures and args.strict:
         print("error: --strict: some images failed (see above); exit 1", file=sys.stderr)
         return 1
