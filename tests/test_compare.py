@@ -900,3 +900,37 @@ def test_the_same_spec_text_on_different_files_exits_2(tmp_path, capsys, monkeyp
     expected = "data set content" if what == "dataset" else "mask 'folder:"
     line = assert_exit_2(capsys, "compare", *runs, match="different data (")
     assert expected in line
+
+
+# -- --pair: a renamed method ------------------------------------------------------------------
+def test_pair_compares_a_renamed_method_with_its_old_self(tmp_path, capsys):
+    values = psnr_values(0)
+    base = fake_run(tmp_path / "base", {("lines", "old-name"): values, ("lines", "b"): values})
+    same = fake_run(tmp_path / "same", {("lines", "new-name"): values, ("lines", "b"): values})
+    worse = fake_run(
+        tmp_path / "worse", {("lines", "new-name"): values - 1.0, ("lines", "b"): values}
+    )
+    code, _, _ = cli(capsys, "compare", base, same)
+    assert code == 2  # without --pair the renamed method is missing: cannot decide
+    code, out, _ = cli(capsys, "compare", base, same, "--pair", "old-name=new-name")
+    assert code == 0 and "baseline old-name compared with new new-name" in out
+    assert "gate: PASS — 2 entries compared" in out
+    code, out, _ = cli(capsys, "compare", base, worse, "--pair", "old-name=new-name")
+    assert code == 1 and "REGRESSION" in out and "old-name/lines" in out
+
+
+@pytest.mark.parametrize(
+    "pair, match",
+    [
+        ("old-name", "--pair takes OLD=NEW"),
+        ("old-name=nope", "nope is not a method of new"),
+        ("old-name=b", "already has a method"),
+    ],
+)
+def test_bad_pairs_are_one_line_exit_2(tmp_path, capsys, pair, match):
+    values = psnr_values(0)
+    base = fake_run(tmp_path / "base", {("lines", "old-name"): values, ("lines", "b"): values})
+    new = fake_run(tmp_path / "new", {("lines", "new-name"): values, ("lines", "b"): values})
+    if "already" in match:  # new already has "old-name": renaming "b" onto it would clash
+        new = fake_run(tmp_path / "new2", {("lines", "old-name"): values, ("lines", "b"): values})
+    assert_exit_2(capsys, "compare", base, new, "--pair", pair, match=match)

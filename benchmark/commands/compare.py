@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import math
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,8 @@ from benchmark.commands.sides import (
     baseline_gaps,
     check_complete_run,
     load_for_gate,
+    parse_pairs,
+    rename_methods,
 )
 from benchmark.decision import (
     ALPHA,
@@ -478,6 +481,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``compare``."""
     parser.add_argument("baseline", help="baseline leaderboard.json (or run directory)")
     parser.add_argument("new", help="new run directory (or leaderboard.json)")
+    parser.add_argument(
+        "--pair",
+        action="append",
+        default=[],
+        metavar="OLD=NEW",
+        help="compare the baseline's method OLD with NEW's method NEW (a renamed method); "
+        "repeatable",
+    )
     add_rule_arguments(parser)
     parser.add_argument(
         "--update",
@@ -500,6 +511,7 @@ def gate(
     max_broken: int | None = None,
     fail_inconclusive: bool = False,
     allow_data_change: bool = False,
+    pairs: Sequence[str] = (),
 ) -> int:
     """Compare (print the tables) and return the exit status; or rewrite the baseline.
 
@@ -522,7 +534,8 @@ def gate(
         return 0
     base_side = load_baseline(baseline, allow_missing)
     check_complete_run(new_side)
-    notes = check_same_data(base_side, new_side, allow_data_change)
+    notes = rename_methods(new_side, parse_pairs(pairs))
+    notes += check_same_data(base_side, new_side, allow_data_change)
     results = compare_sides(base_side, new_side, rules)
     lines, status = summary_lines(results, rules, allow_missing)
     print(render_comparison(results))
@@ -548,7 +561,9 @@ def load_baseline(path: str | Path, allow_missing: bool = False) -> Side:
 
 def run(args: argparse.Namespace) -> int:
     """``compare`` subcommand: exit 0 (pass), 1 (a regression) or 2 (cannot decide)."""
-    return fail_closed(gate, args.baseline, args.new, update=args.update, **rule_options(args))
+    return fail_closed(
+        gate, args.baseline, args.new, update=args.update, pairs=args.pair, **rule_options(args)
+    )
 
 
 def fail_closed(function: Any, *args: Any, **kwargs: Any) -> int:

@@ -288,3 +288,46 @@ def check_complete_run(side: Side) -> None:
             f"new run {str(side.path)!r} is not complete (status {status!r}); rerun its command "
             "to finish it"
         )
+
+
+def parse_pairs(texts: Sequence[str]) -> dict[str, str]:
+    """``--pair OLD=NEW`` options -> ``{NEW: OLD}``; a malformed or repeated one is a one-line
+    :class:`UsageError`."""
+    renames: dict[str, str] = {}
+    for text in texts:
+        old, sep, new = text.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise UsageError(
+                f"--pair takes OLD=NEW (a baseline method = a new method), got {text!r}"
+            )
+        old, new = old.strip(), new.strip()
+        if new in renames or old in renames.values():
+            raise UsageError(f"--pair {text!r}: each method may be paired once")
+        renames[new] = old
+    return renames
+
+
+def rename_methods(side: Side, renames: dict[str, str]) -> list[str]:
+    """Call each method ``NEW`` of ``side`` by the baseline's name ``OLD`` (``--pair``), so a
+    renamed method is compared with its old self; returns the note lines to print."""
+    if not renames:
+        return []
+    present = {method for _, method in side.entries()}
+    missing = sorted(set(renames) - present)
+    if missing:
+        raise UsageError(
+            f"--pair: {', '.join(missing)} is not a method of {side.what} {str(side.path)!r}; "
+            f"its methods: {', '.join(sorted(present))}"
+        )
+    clash = sorted(old for old in renames.values() if old in present and old not in renames)
+    if clash:
+        raise UsageError(
+            f"--pair: {side.what} {str(side.path)!r} already has a method {clash[0]!r}; "
+            "pair that one too or leave it out"
+        )
+    for table in side.leaderboard["tables"]:
+        for entry in table["entries"]:
+            entry["method"] = renames.get(entry["method"], entry["method"])
+    if side.series is not None:
+        side.series = {(mask, renames.get(m, m)): v for (mask, m), v in side.series.items()}
+    return [f"note: --pair: baseline {old} compared with new {new}" for new, old in renames.items()]
