@@ -175,7 +175,7 @@ def ensure_venv_in(tmp_path: Path, nvidia_smi: str | None, proc: bool, index: st
     proc_dir = tmp_path / "proc-nvidia"
     if proc:
         proc_dir.mkdir()
-    env = {k: v for k, v in os.environ.items() if k != "TORCH_INDEX_URL"}
+    env = {k: v for k, v in os.environ.items() if k not in SETUP_VARIABLES}
     env |= {"PATH": str(tools), "LOG": str(tmp_path / "log"), "NO_TORCH": "1"}
     if index is not None:
         env["TORCH_INDEX_URL"] = index
@@ -189,6 +189,9 @@ def ensure_venv_in(tmp_path: Path, nvidia_smi: str | None, proc: bool, index: st
 
 
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+#: Variables of the setup scripts that CI (BENCH_VENV) or a user may have set: the tests set
+#: their own, so the scripts act on the test's folders.
+SETUP_VARIABLES = {"TORCH_INDEX_URL", "BENCH_VENV", "TORCH", "PYTHON"}
 
 
 @pytest.mark.parametrize(
@@ -226,7 +229,7 @@ def test_the_scripts_name_no_package_host_but_pytorchs_cpu_index() -> None:
 
 def test_no_hint_when_torch_is_already_there(tmp_path: Path) -> None:
     venv = fake_venv(tmp_path / "venv", stamped=False)
-    env = {k: v for k, v in os.environ.items() if k != "TORCH_INDEX_URL"}
+    env = {k: v for k, v in os.environ.items() if k not in SETUP_VARIABLES}
     env["LOG"] = str(tmp_path / "log")
     done = subprocess.run(
         ["bash", "-c", f'. scripts/_venv.sh && ensure_venv "{venv}" ""'],
