@@ -244,6 +244,14 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _default_signals() -> None:
+    """The run's signals at their defaults, whatever the test process inherited (``nohup``
+    ignores SIGHUP, a background job SIGINT): the run keeps a signal that is ignored when it
+    starts ignored, as a daemon expects."""
+    for signum in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 @pytest.fixture
 def cli(tmp_path: Path):
     """``cli(*args)`` starts the harness's ``run`` (with the test methods of :data:`SCRIPT`) in a
@@ -262,6 +270,7 @@ def cli(tmp_path: Path):
                 cwd=tmp_path,
                 env={**os.environ, "PYTHONPATH": str(ROOT)},
                 start_new_session=True,  # its own session: the test finds and ends its processes
+                preexec_fn=_default_signals,  # a test run under nohup must not pass SIG_IGN on
             )
         started.append(process)
         return process
