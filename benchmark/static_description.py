@@ -12,6 +12,7 @@ checks, for every built-in entry, that this equals what the imported factory say
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,7 @@ def static_description(target: str) -> Description | None:
 _TERMINAL_BASES = {"ABC", "object", "Generic"}
 
 
+@functools.lru_cache(maxsize=256)
 def _module(name: str) -> tuple[dict[str, ast.AST], dict[str, str]]:
     """Top-level classes and functions of module ``name``, and where its ``from X import Y``
     names come from (``Y -> X``), read from its source."""
