@@ -36,6 +36,7 @@ from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 from benchmark.errors import UnknownNameError, UsageError
+from benchmark.parameters import typed_parameters
 from benchmark.static_description import Description, static_description
 
 T = TypeVar("T")
@@ -132,20 +133,6 @@ class Spec:
         return self.name + ":" + ",".join(f"{k}={_format_value(v)}" for k, v in self.params)
 
 
-def _parse_value(text: str) -> Any:
-    lowered = text.lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    if lowered in ("none", "null"):
-        return None
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
-    return text
-
-
 def _format_value(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
@@ -155,17 +142,19 @@ def _format_value(value: Any) -> str:
 def parse_spec(text: str) -> Spec:
     """Parse ``name`` or ``name:key=value,...`` into a :class:`Spec` with sorted keys.
 
-    Values become int, float, bool or None where they read as such, else stay strings.
+    Values stay text exactly as written (``007`` is not ``7``): only the registry knows what
+    type a parameter takes, and :meth:`Registry.typed` converts them from the constructor's
+    annotations when the entry is built or normalised.
 
     >>> str(parse_spec("lines:max_lines=8,min_lines=2"))
     'lines:max_lines=8,min_lines=2'
     >>> parse_spec("telea:radius=5").kwargs
-    {'radius': 5}
+    {'radius': '5'}
 
-    ``name:PATH,key=value`` is short for ``name:path=PATH,key=value`` (the path stays text):
+    ``name:PATH,key=value`` is short for ``name:path=PATH,key=value``:
 
     >>> parse_spec("folder:masks/nvidia,invert=true").kwargs
-    {'invert': True, 'path': 'masks/nvidia'}
+    {'invert': 'true', 'path': 'masks/nvidia'}
     """
     text = text.strip()
     name, _, rest = text.partition(":")
@@ -183,7 +172,7 @@ def parse_spec(text: str) -> Spec:
                 raise UsageError(f"malformed parameter {item!r} in {text!r}: expected key=value")
             if key in params:
                 raise UsageError(f"parameter {key!r} given twice in {text!r}")
-            params[key] = _parse_value(value.strip())
+            params[key] = value.strip()
     return Spec(name, tuple(sorted(params.items())))
 
 
@@ -272,14 +261,8 @@ class Registry(Generic[T]):
         ):  # the same module imported a second time (pytest's importlib mode does this)
             self._entries[name] = factory
             return
-        for key in (name, *aliases):
-            if not _NAME_RE.match(key):
-                raise ValueError(f"invalid {self.kind} name {key!r}")
-            if key in self._entries or key in self._aliases or key in self._lazy:
-                raise ValueError(f"{self.kind} {key!r} is already registered")
+        self._claim(name, aliases)
         self._entries[name] = factory
-        for alias in aliases:
-            self._aliases[alias] = name
 
     def add_lazy(self, name: str, target: str, *aliases: str) -> None:
         """Declare entry ``name`` as ``"module:attribute"`` without importing the module.
@@ -288,12 +271,16 @@ class Registry(Generic[T]):
         module's source text; anything that needs the factory imports the module, whose
         ``@register`` decorator must register the same name, target and aliases.
         """
+        self._claim(name, aliases)
+        self._lazy[name] = target
+
+    def _claim(self, name: str, aliases: tuple[str, ...]) -> None:
+        """Check that ``name`` and ``aliases`` are valid and free, and map the aliases."""
         for key in (name, *aliases):
             if not _NAME_RE.match(key):
                 raise ValueError(f"invalid {self.kind} name {key!r}")
             if key in self._entries or key in self._aliases or key in self._lazy:
                 raise ValueError(f"{self.kind} {key!r} is already registered")
-        self._lazy[name] = target
         for alias in aliases:
             self._aliases[alias] = name
 
@@ -457,13 +444,28 @@ class Registry(Generic[T]):
             str(getattr(factory, "slow_note", "") or ""),
         )
 
+    def typed(self, spec: Spec | str) -> Spec:
+        """``spec`` with its text values converted by the annotations of the entry's
+        constructor (:mod:`benchmark.parameters`): ``radius=5`` becomes 5, ``path=007`` stays
+        text. A value that does not fit is a :class:`UsageError` naming the entry."""
+        if isinstance(spec, str):
+            spec = parse_spec(spec)
+        factory = self.get(spec.name)
+        try:
+            values = typed_parameters(factory, spec.kwargs)
+        except ValueError as exc:
+            raise UsageError(
+                f"bad parameters for {self._who(self.canonical(spec.name), spec)}: {exc}"
+            ) from None
+        return Spec(spec.name, tuple(sorted(values.items())))
+
     def normalize(self, spec: Spec | str) -> Spec:
-        """``spec`` with its canonical name and without parameters equal to their defaults.
+        """``spec`` with its canonical name, typed values (:meth:`typed`) and without
+        parameters equal to their defaults.
 
         ``telea``, ``telea:radius=3`` and an alias of telea all name the same results.
         """
-        if isinstance(spec, str):
-            spec = parse_spec(spec)
+        spec = self.typed(spec)
         name = self.canonical(spec.name)
         defaults = self.parameters(name)
         params = tuple(
@@ -478,8 +480,7 @@ class Registry(Generic[T]):
         a user parameter of the same name is refused. Factories raise ``ValueError`` for bad
         parameter values; it becomes a :class:`UsageError` naming the entry.
         """
-        if isinstance(spec, str):
-            spec = parse_spec(spec)
+        spec = self.typed(spec)
         factory = self.get(spec.name)
         name = self.canonical(spec.name)
         if inspect.isabstract(factory):

@@ -116,23 +116,41 @@ def test_unknown_name_suggests_an_alias(reg):
 
 
 # -- specs ----------------------------------------------------------------------------------------
-def test_parse_spec_value_types():
-    spec = parse_spec("m:i=3,neg=-2,f=0.5,e=1e-3,t=true,F=False,n=none,nl=null,s=abc,p=./a/b")
-    kw = spec.kwargs
+def test_parse_spec_keeps_text_and_the_registry_types_it(reg):
+    def typed(
+        i: int = 0,
+        neg: int = 0,
+        f: float = 0.0,
+        e: float = 0.0,
+        t: bool = False,
+        F: bool = True,
+        n: int | None = 1,
+        nl: float | None = 1.0,
+        s: str = "",
+        p: str | None = None,
+    ) -> dict:
+        return dict(i=i, neg=neg, f=f, e=e, t=t, F=F, n=n, nl=nl, s=s, p=p)
+
+    reg.add("m", typed)
+    text = "m:i=3,neg=-2,f=0.5,e=1e-3,t=true,F=False,n=none,nl=null,s=abc,p=007"
+    assert set(parse_spec(text).kwargs.values()) <= {
+        "3", "-2", "0.5", "1e-3", "true", "False", "none", "null", "abc", "007"
+    }  # fmt: skip
+    kw = reg.build(text)
     assert kw["i"] == 3 and type(kw["i"]) is int
     assert kw["neg"] == -2 and type(kw["neg"]) is int
     assert kw["f"] == 0.5 and type(kw["f"]) is float
     assert kw["e"] == 1e-3 and type(kw["e"]) is float
     assert kw["t"] is True and kw["F"] is False
     assert kw["n"] is None and kw["nl"] is None
-    assert kw["s"] == "abc" and kw["p"] == "./a/b"
+    assert kw["s"] == "abc" and kw["p"] == "007"
 
 
 def test_parse_spec_sorts_keys_so_equal_specs_compare_equal():
     a = parse_spec("lines:min_lines=2,max_lines=8")
     b = parse_spec(" lines:max_lines=8, min_lines=2 ")
     assert a == b
-    assert a.params == (("max_lines", 8), ("min_lines", 2))
+    assert a.params == (("max_lines", "8"), ("min_lines", "2"))
     assert str(a) == "lines:max_lines=8,min_lines=2"
     assert hash(a) == hash(b)
 
@@ -165,7 +183,7 @@ def test_malformed_specs_raise_usage_error(text):
 def test_path_shorthand_is_a_path_parameter_and_unknown_where_not_declared():
     assert parse_spec("folder:/data/x y,invert=true").kwargs == {
         "path": "/data/x y",
-        "invert": True,
+        "invert": "true",
     }
     assert parse_spec("folder:123").kwargs == {"path": "123"}  # a path stays text
     with pytest.raises(UsageError, match="no parameter 'path'"):
@@ -182,7 +200,11 @@ def test_split_specs_keeps_parameters_with_their_name():
     assert split_specs("") == []
     # every piece parses back to the spec the user meant
     specs = [parse_spec(s) for s in split_specs("a:x=1,y=2,b,c:z=true")]
-    assert specs == [Spec("a", (("x", 1), ("y", 2))), Spec("b"), Spec("c", (("z", True),))]
+    assert specs == [
+        Spec("a", (("x", "1"), ("y", "2"))),
+        Spec("b"),
+        Spec("c", (("z", "true"),)),
+    ]
 
 
 # -- build ----------------------------------------------------------------------------------------
@@ -373,10 +395,12 @@ def test_normalize_drops_defaults_and_resolves_aliases():
         return f"red{shade}{glossy}"
 
     assert str(registry.normalize("rouge:shade=3")) == "red"
-    assert str(registry.normalize("red:shade=3.0,glossy=false")) == "red"
+    assert str(registry.normalize("red:shade=+3,glossy=FALSE")) == "red"
     assert str(registry.normalize("red:shade=4")) == "red:shade=4"
-    # True == 1 in Python, but a bool given for an int default is a different value
-    assert str(registry.normalize("red:shade=true")) == "red:shade=true"
+    # the annotation decides: an int parameter takes neither 3.0 nor true
+    for text in ("red:shade=3.0", "red:shade=true"):
+        with pytest.raises(UsageError, match="shade: expected an integer"):
+            registry.normalize(text)
 
 
 def test_a_module_imported_twice_may_register_the_same_entry_again(reg):

@@ -139,8 +139,8 @@ def build_plan(config: RunConfig, device=None) -> Plan:
 
 
 def describe(name: str, kind: str = "method") -> dict[str, Any]:
-    spec: Spec = parse_spec(name)
     registry = METHODS if kind == "method" else MASKS
+    spec: Spec = registry.typed(parse_spec(name))  # values as the constructor takes them
     params = {k: v for k, v in registry.parameters(spec.name).items()}
     params.update(spec.kwargs)
     return {"name": registry.canonical(spec.name), "parameters": _jsonable(params)}
