@@ -99,8 +99,27 @@ _python_formatwarning = warnings.formatwarning
 def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
     """Plug-in warnings as ``warning: ...`` on one line; others keep Python's format."""
     if issubclass(category, PluginWarning):
-        return f"warning: {' '.join(str(message).split())}\n"
+        return f"warning: {error_line(str(message))}\n"
     return _python_formatwarning(message, category, filename, lineno, line)
+
+
+#: Longest error line printed (characters): a hostile 100,000-character name is cut in the middle.
+ERROR_LINE_CHARS = 1000
+
+
+def error_line(text: str, limit: int = ERROR_LINE_CHARS) -> str:
+    """``text`` on one line, at most ``limit`` characters: the middle of a longer text is cut,
+    so the start (what failed) and the end (what to do) stay.
+
+    >>> error_line("a" * 50 + "z" * 50, limit=40)
+    'aaaaaaaaaaaaaaaaa … [75 cut] … zzzzzzzz'
+    """
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    tail = limit // 5
+    head = max(0, limit - tail - len(f" … [{len(text)} cut] … "))  # room for the longest count
+    return f"{text[:head]} … [{len(text) - head - tail} cut] … {text[len(text) - tail :]}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -113,14 +132,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser(only=_command_of(argv) or "").parse_args(argv)
         return args.func(args)
     except BenchmarkError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_line(str(exc))}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:  # Ctrl-C: 130; SIGTERM/SIGHUP during a run: 143/129
+        cause = f" by {exc.signal_name}" if hasattr(exc, "signal_name") else ""
+        print(f"interrupted{cause}", file=sys.stderr)
+        return getattr(exc, "exit_code", 130)
     except BrokenPipeError:  # output piped into `head` and the like: not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
     except OSError as exc:  # unwritable --out, full disk, unreadable path: the user's to fix
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {error_line(str(exc))}", file=sys.stderr)
         return 1

@@ -3,12 +3,21 @@
 A generator maps ``(index, height, width)`` plus its own parameters and a global ``seed`` to one
 ``bool (H, W)`` mask (``True`` = hole). The mask of image ``i`` depends only on the generator's
 name, parameters, seed and ``i``: never on batch size, workers, ``--limit`` or evaluation order.
+
+**Degenerate masks are skipped, never patched.** A draw with no hole pixel (nothing to
+inpaint) or no known pixel (nothing to inpaint from) is not scored: the next draw of the same
+image's stream is taken instead (attempt 1, 2, ... as for a hole-ratio range), and file masks
+(``masks/folder.py``) take the next file of their order. Skips are counted and said on one
+warning line per generator and process; a generator that draws only degenerate masks for an
+image is a one-line error.
 """
 
 from __future__ import annotations
 
+import sys
 import zlib
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -90,17 +99,28 @@ class MaskGenerator(ABC):
     ) -> np.ndarray:
         """The mask of image ``index``: at least one hole pixel and one known pixel.
 
-        With ``ratio = (low, high)`` the first draw (attempt 0, 1, ...) whose hole ratio lies in
-        ``[low, high]`` is kept (deterministic rejection sampling); after
-        :data:`MAX_RATIO_ATTEMPTS` draws a :class:`UsageError` says the range is out of reach.
+        The first draw (attempt 0, 1, ...) that has both, and with ``ratio = (low, high)`` a
+        hole ratio in ``[low, high]``, is kept (deterministic rejection sampling); degenerate
+        draws are counted (:meth:`skip`). After :data:`MAX_RATIO_ATTEMPTS` draws a
+        :class:`UsageError` (out-of-reach range) or :class:`MaskError` (only degenerate draws)
+        says so.
         """
-        if ratio is None:
-            return self._attempt(index, height, width, seed, 0)
-        low, high = ratio
+        degenerate = 0
         for attempt in range(MAX_RATIO_ATTEMPTS):
             drawn = self._attempt(index, height, width, seed, attempt)
-            if low <= drawn.mean() <= high:
+            problem = degenerate_reason(drawn)
+            if problem is not None:
+                self.skip(problem)
+                degenerate += 1
+                continue
+            if ratio is None or ratio[0] <= drawn.mean() <= ratio[1]:
                 return drawn
+        if degenerate == MAX_RATIO_ATTEMPTS:
+            raise MaskError(
+                f"mask generator {self.name!r} drew only masks with no hole or no known pixel "
+                f"for image {index} at {height}x{width} ({MAX_RATIO_ATTEMPTS} draws)"
+            )
+        low, high = ratio if ratio is not None else (0.0, 1.0)
         raise UsageError(
             f"mask {self.name!r} cannot reach hole ratio {low:g}-{high:g} at {height}x{width}: "
             f"no draw in range for image {index} after {MAX_RATIO_ATTEMPTS} attempts "
@@ -124,12 +144,40 @@ class MaskGenerator(ABC):
                 f"mask generator {self.name!r} drew {type(drawn).__name__} of shape {shape} and "
                 f"dtype {dtype}, expected a numpy bool array of shape {(height, width)}"
             )
-        drawn = drawn.copy()  # the fixes below must not write into a generator's cached array
-        if not drawn.any():  # degenerate draw: make the centre pixel a hole
-            drawn[height // 2, width // 2] = True
-        if drawn.all():  # keep one known pixel so the image is not wholly unknown
-            drawn[0, 0] = False
-        return drawn
+        return drawn.copy()  # callers may keep it: never a generator's cached array
+
+    # -- degenerate masks -----------------------------------------------------------------------
+    def skip(self, reason: str) -> None:
+        """Count one skipped degenerate mask (``reason``: ``"no hole"`` or ``"no known"``)."""
+        skipped = self.__dict__.setdefault("_skipped", Counter())
+        skipped[reason] += 1
+
+    @property
+    def skipped(self) -> Counter[str]:
+        """Degenerate masks skipped by this generator in this process, by reason."""
+        return Counter(self.__dict__.get("_skipped", Counter()))
+
+    def _warn_skipped(self, before: Counter[str], indices: Sequence[int], size: str) -> None:
+        """One warning line, the first time this process skips masks of this generator."""
+        new = self.skipped - before
+        if not new or self.__dict__.get("_warned_skips"):
+            return
+        self.__dict__["_warned_skips"] = True
+        counts = " and ".join(f"{n} with {reason} pixel" for reason, n in sorted(new.items()))
+        print(
+            f"warning: {self.title}: skipped {sum(new.values())} degenerate masks "
+            f"({counts}) at {size} among images {min(indices)}-{max(indices)}; "
+            f"{self.skip_rule} (further skips are counted, not repeated)",
+            file=sys.stderr,
+        )
+
+    #: What replaces a skipped mask, for the warning line.
+    skip_rule = "each image takes its next draw instead"
+
+    @property
+    def title(self) -> str:
+        """How messages name this generator."""
+        return f"mask {self.name!r}"
 
     def batch(
         self,
@@ -140,8 +188,20 @@ class MaskGenerator(ABC):
         ratio: RatioRange | None = None,
     ) -> torch.Tensor:
         """Masks of several images as a ``bool (N, 1, H, W)`` tensor."""
+        before = self.skipped
         masks = np.stack([self.mask(int(i), height, width, seed, ratio) for i in indices])
+        if len(indices):
+            self._warn_skipped(before, indices, f"{width}x{height}")
         return torch.from_numpy(masks).unsqueeze(1)
+
+
+def degenerate_reason(mask: np.ndarray) -> str | None:
+    """``"no hole"`` or ``"no known"`` for a mask with no hole or no known pixel, else None."""
+    if not mask.any():
+        return "no hole"
+    if mask.all():
+        return "no known"
+    return None
 
 
 MASKS: Registry[MaskGenerator] = Registry(

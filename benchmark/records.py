@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -137,6 +138,47 @@ def record_key(record: dict[str, Any]) -> tuple[str, str, str, int]:
     return (record["method"], record.get("fingerprint", ""), record["mask"], int(record["index"]))
 
 
+#: Fields of a record that are not metric values.
+_NOT_METRICS = frozenset(
+    {
+        "method",
+        "mask",
+        "index",
+        "status",
+        "fingerprint",
+        "provenance",
+        "metric_provenance",  # per extra metric (run --metrics): its code and weights' hash
+        "seconds",
+        "mask_ratio",
+    }
+)
+
+
+def invalid_values(record: dict[str, Any]) -> str | None:
+    """Why the metric values of a record that says ``ok`` cannot be reused, or None.
+
+    PSNR and hole PSNR must be numbers in [0, 100] dB, SSIM in [-1, 1], hole L1 in [0, 1]
+    (:class:`benchmark.results.schema.RecordValues`); any other metric a number or null.
+    Failed records carry no values and are always fine.
+    """
+    import msgspec
+
+    from benchmark.results.schema import RecordValues
+
+    if record.get("status") != STATUS_OK:
+        return None
+    try:
+        msgspec.convert(record, RecordValues, strict=True)
+    except msgspec.ValidationError as exc:
+        return truncate_reason(exc, 120)
+    for key, value in record.items():
+        if key not in _NOT_METRICS and not (
+            value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+        ):
+            return truncate_reason(f"{key} is {value!r}, expected a number or null", 120)
+    return None
+
+
 def check_record(record: Any) -> None:
     """Raise ``ValueError`` unless ``record`` fits the record schema
     (:class:`benchmark.results.schema.Record`): text ``method``, ``mask``, ``status`` and
@@ -157,10 +199,19 @@ def check_record(record: Any) -> None:
 class RecordStore:
     """The records of one run directory, loaded once and appended batch by batch."""
 
-    def __init__(self, path: str | Path, truncate: bool = True) -> None:
-        """Load ``path`` if any; ``truncate=False`` (for readers) leaves a partial tail on disk."""
+    def __init__(
+        self, path: str | Path, truncate: bool = True, drop_invalid: bool | None = None
+    ) -> None:
+        """Load ``path`` if any; ``truncate=False`` (for readers) leaves a partial tail on disk.
+
+        ``drop_invalid`` (default: ``truncate``, i.e. for the run that owns the file) leaves out
+        successful records whose values are invalid (:func:`invalid_values`), with one warning
+        line counting them, so a resumed run recomputes them and never reuses them; readers
+        see every record and judge the values themselves (the gate fails closed on them).
+        """
         self.path = Path(path)
         self._truncate = truncate
+        self._drop_invalid = truncate if drop_invalid is None else drop_invalid
         self._records: dict[tuple[str, str, str, int], dict[str, Any]] = {}
         self._synced_at, self._unsynced = 0.0, False
         if self.path.exists():
@@ -172,6 +223,7 @@ class RecordStore:
         if complete_end < len(raw) and self._truncate:  # a crash mid-write left a partial line
             with open(self.path, "r+b") as handle:
                 handle.truncate(complete_end)
+        invalid: list[tuple[int, str]] = []
         for number, line in enumerate(raw[:complete_end].splitlines(), start=1):
             if not line.strip():
                 continue
@@ -183,7 +235,20 @@ class RecordStore:
                     f"records file {str(self.path)!r} is corrupt at line {number}: "
                     f"{truncate_reason(exc, 200)}"
                 ) from None
-            self._records[record_key(record)] = record
+            key = record_key(record)
+            problem = invalid_values(record) if self._drop_invalid else None
+            if problem is not None:  # never reused: the run recomputes it
+                invalid.append((number, problem))
+                self._records.pop(key, None)
+                continue
+            self._records[key] = record
+        if invalid:
+            number, problem = invalid[0]
+            print(
+                f"warning: records file {str(self.path)!r}: {len(invalid)} records with invalid "
+                f"values are ignored and recomputed by the next run (line {number}: {problem})",
+                file=sys.stderr,
+            )
 
     def __len__(self) -> int:
         return len(self._records)

@@ -2,15 +2,22 @@
 
 ``folder:PATH`` (or ``folder:path=PATH,invert=true,order=sorted``). Files are found like images
 of the ``folder`` data set (PNG, JPEG, BMP, TIFF, WebP; recursive; hidden entries skipped) and
-sorted by relative path. Each is read at its own bit depth, converted to grey, and binarised at
-half of full scale (> 127.5 of 255, > 32767.5 of 65535, > 0.5 of 1.0 for float files): white is
-the hole unless ``invert=true``. It is then resized to the image with nearest neighbour.
+sorted by relative path. Each is read at its own bit depth with its EXIF orientation applied
+(as images are), converted to grey, and binarised at half of full scale (> 127.5 of 255,
+> 32767.5 of 65535, > 0.5 of 1.0 for float files; a float file holding NaN is refused): white
+is the hole unless ``invert=true``. It is then resized to the image with nearest neighbour.
+Files above the pixel limit (:func:`benchmark.images.max_pixels`) are refused from their
+header, before decoding.
 
 Image ``i`` gets file ``perm[i mod n]``, ``perm`` a permutation of the sorted list drawn from
 (seed, name), so the first images of a run already cover every bin of a binned set;
 ``order=sorted`` uses the sorted list itself. With a hole-ratio range, image ``i`` gets the
 ``i``-th file in range met walking ``perm`` (cyclically, ``i mod m`` for ``m`` files in range),
 so each file in range is used once before any repeats.
+
+A file with no hole pixel or no known pixel at the image size (after binarising and resizing)
+is skipped: the image takes the next usable file along ``perm``, and the skips are counted on
+one warning line (see :mod:`benchmark.masking`). A folder with no usable file is an error.
 
 Decoded masks are cached per (file, size) as packed bits (``np.packbits``: 32 KB at 512x512), at
 most :data:`CACHE_BYTES` in all, least recently used dropped first: the 12,000 NVIDIA masks
@@ -29,6 +36,7 @@ import numpy as np
 
 from benchmark.datasets.folder import list_images
 from benchmark.errors import DataError, UsageError
+from benchmark.images import file_digest, read_image, verify_data
 from benchmark.masking import MASKS, MaskGenerator, RatioRange
 
 ORDERS = ("permuted", "sorted")
@@ -79,15 +87,21 @@ class FolderMasks(MaskGenerator):
         return state
 
     def _files_digest(self) -> str:
+        content = verify_data()
         digest = hashlib.sha256()
         for path in self._files:
-            stat = path.stat()
+            if content:
+                state = file_digest(path)
+            else:
+                stat = path.stat()
+                state = f"{stat.st_size}|{stat.st_mtime_ns}"
             relative = path.relative_to(self._root).as_posix()
-            digest.update(f"{relative}|{stat.st_size}|{stat.st_mtime_ns}|".encode())
-        return digest.hexdigest()[:16]
+            digest.update(f"{relative}|{state}|".encode())
+        return ("contents " if content else "") + digest.hexdigest()[:16]
 
     def fingerprint(self) -> str:
-        """Code, parameters (resolved folder included) and every file's path, size and mtime."""
+        """Code, parameters (resolved folder included) and every file's path, size and mtime
+        (under ``--verify-data``: its content hash)."""
         return f"{super().fingerprint()}; files {len(self._files)} {self._digest}"
 
     # -- file to image ------------------------------------------------------------------------
@@ -99,13 +113,39 @@ class FolderMasks(MaskGenerator):
             len(self._files)
         )
 
+    skip_rule = "each image takes the next usable file instead"
+
+    @property
+    def title(self) -> str:
+        return f"mask folder '{self._label}'"
+
     def mask(
         self, index: int, height: int, width: int, seed: int = 0, ratio: RatioRange | None = None
     ) -> np.ndarray:
-        """The mask of image ``index``: file ``perm[index mod n]``, or the ``index``-th in range."""
+        """The mask of image ``index``: file ``perm[index mod n]`` (the next usable one after
+        it when it has no hole or no known pixel), or the ``index``-th usable file in range."""
         if ratio is None:
-            return self._load(int(self.permutation(seed)[index % len(self._files)]), height, width)
+            return self._load(self._usable_from(index, height, width, seed), height, width)
         return self._load(self._in_range(index, height, width, seed, ratio), height, width)
+
+    def _usable_from(self, index: int, height: int, width: int, seed: int) -> int:
+        """The first usable file from ``perm[index mod n]`` on (cyclically); skips counted."""
+        order = self.permutation(seed)
+        count = len(self._files)
+        counted = self.__dict__.setdefault("_counted", set())
+        for step in range(count):
+            file = int(order[(index + step) % count])
+            problem = degenerate_reason_of(self._ratio(file, height, width))
+            if problem is None:
+                return file
+            if (file, height, width) not in counted:  # each file counted once
+                counted.add((file, height, width))
+                self.skip(problem)
+        raise DataError(
+            f"mask folder '{self._label}': none of its {count} files has both a hole and a known "
+            f"pixel at {height}x{width} after binarising ({'black' if self.invert else 'white'} "
+            "= hole) and resizing"
+        )
 
     def draw(self, rng: np.random.Generator, height: int, width: int) -> np.ndarray:
         """A uniformly chosen file's mask (only for callers that bypass :meth:`mask`)."""
@@ -120,7 +160,8 @@ class FolderMasks(MaskGenerator):
         order, found = self._walks[key]
         while len(found) <= index and order:
             candidate = order.popleft()
-            if low <= self._ratio(candidate, height, width) <= high:
+            ratio_of = self._ratio(candidate, height, width)
+            if degenerate_reason_of(ratio_of) is None and low <= ratio_of <= high:
                 found.append(candidate)
         if len(found) > index:
             return found[index]
@@ -155,22 +196,30 @@ class FolderMasks(MaskGenerator):
         return np.unpackbits(packed, count=height * width).reshape(height, width).astype(bool)
 
     def _decode(self, file: int, height: int, width: int) -> np.ndarray:
+        """File ``file`` as a ``bool (height, width)`` mask (degenerate ones included)."""
         path = self._files[file]
         where = f"mask folder '{self._label}': '{path.relative_to(self._root).as_posix()}'"
         try:
-            encoded = np.fromfile(path, dtype=np.uint8)
+            path.stat()
         except OSError as exc:
             raise DataError(f"{where}: cannot read ({exc.strerror or exc})") from exc
-        image = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED) if encoded.size else None
+        # any depth and colour, EXIF orientation applied as for images (IMREAD_UNCHANGED would
+        # ignore it); alpha is dropped, grey comes from the colour channels
+        image = read_image(path, cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR, where)
         if image is None:
             raise DataError(f"{where}: cannot decode (corrupt or unsupported)")
-        if image.ndim == 3:  # colour or alpha: grey from the colour channels
-            code = cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY
-            image = cv2.cvtColor(image, code) if image.shape[2] in (3, 4) else image[..., 0]
+        if image.ndim == 3:
+            image = (
+                cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.shape[2] == 3 else image[..., 0]
+            )
         if image.dtype == np.uint8 or image.dtype == np.uint16:
             full_scale = float(np.iinfo(image.dtype).max)
         elif image.dtype.kind == "f":
             full_scale = 1.0
+            if np.isnan(image).any():
+                raise DataError(
+                    f"{where}: holds NaN values; a mask must say hole or known for every pixel"
+                )
         else:
             raise DataError(f"{where}: unsupported pixel type {image.dtype}")
         hole = image > full_scale / 2
@@ -181,11 +230,9 @@ class FolderMasks(MaskGenerator):
                 hole.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST_EXACT
             )
             hole = resized > 0
-        if not hole.any() or hole.all():
-            missing = "hole" if not hole.any() else "known"
-            colour = "black" if self.invert else "white"
-            raise DataError(
-                f"{where}: no {missing} pixel at {height}x{width} after binarising "
-                f"({colour} = hole) and resizing"
-            )
         return hole
+
+
+def degenerate_reason_of(ratio: float) -> str | None:
+    """``"no hole"`` / ``"no known"`` for a hole ratio of 0 / 1, else None."""
+    return "no hole" if ratio <= 0 else "no known" if ratio >= 1 else None

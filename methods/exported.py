@@ -7,17 +7,27 @@ I/O convention of the exported model (both formats):
 * output: ``(N, 3, H, W)`` RGB in the model's range (the first output when there are several).
 
 Options: ``range=0-1|-1-1|0-255`` is the model's pixel scale (inputs are mapped to it, outputs
-mapped back to [0, 1] and clamped); ``multiple=K`` pads image and mask (replicate, centred) to a
-multiple of ``K`` and crops the output back; ``batch=B`` images per call bounds memory;
-``inputs=img+mask`` names the two inputs when the model uses other names (``+``, since
-commas separate parameters). Outputs far
+mapped back to [0, 1] and clamped; a non-finite output value, NaN or ±inf, fails its image);
+``multiple=K`` pads image and mask (replicate, centred) to a multiple of ``K`` and crops the
+output back; ``batch=B`` images per call bounds memory; ``inputs=img+mask`` names the two
+inputs when the model uses other names (``+``, since commas separate parameters). Outputs far
 outside the declared range (e.g. 0-255 values with ``range=0-1``) fail the batch with a hint.
 The fingerprint is the file's SHA-256, so a replaced file is never mixed with old records.
+
+**Trust.** An ONNX model is data: onnxruntime runs its graph of tensor operators, and ONNX
+has no operator that opens a file. A
+TorchScript archive is **code**: its ``code/`` entries are TorchScript programs that run with
+your user's rights, and TorchScript has operators that read and write files
+(``aten::from_file``, ``aten::save``) and can call any operator library loaded in the process.
+:func:`check_torchscript_code` refuses archives whose code or graphs use such operators,
+before and after loading, but a scan cannot prove a program harmless: run TorchScript only
+from people you trust, and ask for ONNX from anyone else.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -129,7 +139,8 @@ class ExportedModel(Method):
                 )
             out = raw[..., top : top + height, left : left + width].astype(np.float32) - offset
             out /= scale
-            finite = out[np.isfinite(out)]  # NaN images are failed one by one by the harness
+            finite_mask = np.isfinite(out)
+            finite = out[finite_mask]
             low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
             if low < -RANGE_SLACK or high > 1 + RANGE_SLACK:
                 raise ContractError(
@@ -137,7 +148,10 @@ class ExportedModel(Method):
                     f"{high * scale + offset:.4g}], outside its declared range={self.range}; "
                     f"set range= to the model's pixel scale ({'|'.join(RANGES)})"
                 )
-            outputs.append(np.clip(out, 0, 1, out=out))
+            np.clip(out, 0, 1, out=out)
+            # NaN and ±inf become NaN, never a clamped 0 or 1: the harness fails those images
+            out[~finite_mask] = np.nan
+            outputs.append(out)
         if not outputs:
             return masked.new_zeros(masked.shape)
         return torch.from_numpy(np.concatenate(outputs)).to(masked.device)
@@ -256,6 +270,92 @@ def check_torchscript_archive(path: Path) -> None:
         )
 
 
+#: Operators of TorchScript that read or write files.
+FILE_OPERATORS = frozenset({"aten::from_file", "aten::save", "aten::load"})
+#: Operator namespaces of PyTorch itself; an operator of another library (loaded into the
+#: process by some import) may do anything, file access included.
+CORE_NAMESPACES = frozenset({"aten", "prim", "quantized", "profiler"})
+#: What the scan of an archive's code looks for: file operators by their Python names, any
+#: ``torch.ops.<namespace>`` outside the core, and the built-in ``open``.
+_CODE_PATTERNS = (
+    (re.compile(r"\bfrom_file\b"), "torch.from_file (reads any file)"),
+    (re.compile(r"\btorch\.(?:save|load)\s*\("), "torch.save / torch.load (writes or reads files)"),
+    (re.compile(r"\bops\.aten\.(?:save|load)\b"), "aten::save / aten::load (file operators)"),
+    (re.compile(r"(?<![\w.])open\s*\("), "open() (file access)"),
+)
+_OPS_NAMESPACE = re.compile(r"\bops\.([A-Za-z_]\w*)\.([A-Za-z_]\w*)")
+#: Most bytes of code read from an archive before the scan gives up (and refuses it).
+MAX_CODE_BYTES = 256 << 20
+
+
+def scan_code(text: str) -> str | None:
+    """What makes TorchScript source ``text`` unsafe to run (one finding), or None."""
+    for pattern, what in _CODE_PATTERNS:
+        if pattern.search(text):
+            return what
+    for namespace, name in _OPS_NAMESPACE.findall(text):
+        if namespace not in CORE_NAMESPACES:
+            return f"operator {namespace}::{name} from outside PyTorch's core (it may access files)"
+    return None
+
+
+def check_torchscript_code(path: Path) -> None:
+    """Raise DataError when the ``code/`` entries of TorchScript archive ``path`` use a file
+    operator (before anything in it is loaded; loading runs ``__setstate__`` code)."""
+    with zipfile.ZipFile(path) as archive:
+        entries = [
+            info
+            for info in archive.infolist()
+            if "/code/" in f"/{info.filename}" and info.filename.endswith(".py")
+        ]
+        if sum(info.file_size for info in entries) > MAX_CODE_BYTES:
+            raise DataError(
+                f"torchscript model {str(path)!r}: its code is larger than {MAX_CODE_BYTES >> 20} "
+                "MiB and cannot be checked for file access; export the model to ONNX"
+            )
+        for info in entries:
+            text = archive.read(info).decode("utf-8", "replace")
+            found = scan_code(text)
+            if found is not None:
+                raise DataError(
+                    f"torchscript model {str(path)!r} is refused: its code "
+                    f"({info.filename}) uses {found}; a TorchScript archive is a program, and "
+                    "this one can touch files: export the model to ONNX, which cannot"
+                )
+
+
+def graph_operators(module: Any) -> set[str]:
+    """Every operator kind in the graphs of every method of ``module`` and its submodules
+    (nested blocks included)."""
+    kinds: set[str] = set()
+    for _, sub in module.named_modules():
+        for name in sub._c._method_names():
+            pending = list(sub._c._get_method(name).graph.nodes())
+            while pending:
+                node = pending.pop()
+                kinds.add(node.kind())
+                for block in node.blocks():
+                    pending.extend(block.nodes())
+    return kinds
+
+
+def check_torchscript_graph(module: Any, path: Path) -> None:
+    """Raise DataError when a loaded module's graphs use a file operator or an operator from
+    outside PyTorch's core (the check after loading, on what will actually run)."""
+    kinds = graph_operators(module)
+    bad = sorted(
+        kind
+        for kind in kinds
+        if kind in FILE_OPERATORS or kind.partition("::")[0] not in CORE_NAMESPACES
+    )
+    if bad:
+        raise DataError(
+            f"torchscript model {str(path)!r} is refused: its graph uses {', '.join(bad[:3])} "
+            "(file access, or an operator from outside PyTorch's core); a TorchScript archive "
+            "is a program: export the model to ONNX"
+        )
+
+
 @METHODS.register("torchscript")
 class TorchScriptMethod(ExportedModel):
     """A TorchScript module on the harness device: torchscript:path=FILE[,multiple=16]."""
@@ -272,6 +372,7 @@ class TorchScriptMethod(ExportedModel):
     ) -> None:
         super().__init__(path, range, multiple, batch, inputs)
         check_torchscript_archive(self.path)
+        check_torchscript_code(self.path)
         try:
             self.module = torch.jit.load(str(self.path), map_location="cpu")
         except Exception as exc:  # torch raises RuntimeError subclasses with long C++ traces
@@ -279,6 +380,7 @@ class TorchScriptMethod(ExportedModel):
             raise DataError(
                 f"torchscript model {str(self.path)!r} cannot be loaded: {first}"
             ) from None
+        check_torchscript_graph(self.module, self.path)
         self.module.eval()
         self._check_signature()
         self._device = torch.device("cpu")

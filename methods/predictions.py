@@ -9,6 +9,12 @@ A method is normally called with pixels only; this one must know which (mask, im
 prediction belongs to, so it is a :class:`ContextMethod`: the harness calls
 :meth:`ContextMethod.inpaint_indexed` with the batch's indices and mask spec, and gets back the
 predictions plus a per-image failure reason (``None`` for images that succeeded).
+
+The export's manifest is a file anyone may have edited: every path in it is confined to the
+export folder (absolute paths, ``..`` and symbolic links leading out are refused, one line),
+and every image read (prediction or exported input) is checked against the pixel limit from
+its header before it is decoded. With a manifest, each mask's folder is the one it names, so
+predictions laid out for an export of an older version (older folder names) are still found.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ import numpy as np
 import torch
 
 from benchmark.errors import ContractError, DataError, UsageError
+from benchmark.images import decode, read_image
 from benchmark.method import METHODS, Method, from_uint8_hwc
+from benchmark.names import legacy_slug
 from benchmark.results.export_layout import (
     LAYOUTS,
     MANIFEST_JSON,
@@ -33,6 +41,7 @@ from benchmark.results.export_layout import (
     prediction_name,
     read_manifest,
 )
+from benchmark.results.paths import confined
 
 #: Per-image failure reasons of a batch: None where the image succeeded.
 Problems = list[str | None]
@@ -73,9 +82,31 @@ def _holds_export_files(root: Path, manifest: dict[str, Any]) -> bool:
     """Whether ``root`` is the export itself (its first image's three files are there), not a
     prediction folder that holds a copy of the export's manifest."""
     rows = manifest.get("files") or []
-    return bool(rows) and all(
-        (root / rows[0][key]).is_file() for key in ("original", "masked", "mask_file")
-    )
+    try:
+        return bool(rows) and all(
+            confined(root, rows[0][key], MANIFEST_JSON).is_file()
+            for key in ("original", "masked", "mask_file")
+        )
+    except DataError:  # names outside the folder: not this folder's files
+        return False
+
+
+def _mask_folders(manifest: dict[str, Any] | None, what: str) -> dict[str, str]:
+    """Mask spec -> its folder in the export (one plain folder name each), from a manifest."""
+    folders: dict[str, str] = {}
+    for spec, entry in ((manifest or {}).get("masks") or {}).items():
+        folder = entry.get("folder") if isinstance(entry, dict) else None
+        if folder is None:
+            continue
+        if (
+            not isinstance(folder, str)
+            or "/" in folder
+            or "\\" in folder
+            or folder in ("", ".", "..")
+        ):
+            raise DataError(f"{what}: mask {spec!r} has folder {folder!r}, not a folder name")
+        folders[spec] = folder
+    return folders
 
 
 def _png_size(path: str) -> tuple[int, int] | None:
@@ -191,13 +222,16 @@ class PredictionsMethod(ContextMethod):
                 )
             self.manifest, self._manifest_source = manifest, f"export {self.export}"
             root = Path(self.export).expanduser().resolve()
+            what = f"export manifest {str(root / MANIFEST_JSON)!r}"
             self._export_files = {
                 (row["mask_folder"], int(row["index"])): (
-                    str(root / row["masked"]),
-                    str(root / row["mask_file"]),
+                    str(confined(root, row["masked"], what)),
+                    str(confined(root, row["mask_file"], what)),
                 )
                 for row in manifest.get("files", [])
             }
+        #: Mask spec -> folder, as the manifest names it (else :func:`mask_folder`).
+        self._folders = _mask_folders(self.manifest, self._manifest_source)
         #: SHA-256 of every PNG under the folder at build time, by relative path
         self._digests = {
             p.relative_to(self.root).as_posix(): _sha256(p.read_bytes())
@@ -256,7 +290,14 @@ class PredictionsMethod(ContextMethod):
                 and name[len(folder) + 1 : -len(suffix)].isdigit()
             )
             if not indices:
-                problems.append(f"mask {spec!r}: no predictions in {folder}/")
+                old = legacy_slug(spec)
+                hint = (
+                    f" ({old}/ is named by the rule of older versions: rename it to {folder}/, "
+                    "or pass export= with the export's folder)"
+                    if old != folder and (self.root / old).is_dir()
+                    else ""
+                )
+                problems.append(f"mask {spec!r}: no predictions in {folder}/{hint}")
                 continue
             ends[folder] = indices[-1]
             first = f"{self._root_text}/{folder}/{prediction_name(self.layout, indices[0])}"
@@ -300,7 +341,7 @@ class PredictionsMethod(ContextMethod):
             raise DataError(f"{relative}: cannot read ({exc.strerror or exc})") from None
         if _sha256(data) != expected:
             raise DataError(f"{relative}: changed after the run started")
-        pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+        pixels = decode(data, cv2.IMREAD_UNCHANGED, relative)  # the pixel limit, header first
         if pixels is None:
             raise DataError(f"{relative}: not a readable PNG")
         channels = 1 if pixels.ndim == 2 else pixels.shape[2]
@@ -326,8 +367,9 @@ class PredictionsMethod(ContextMethod):
             raise DataError(
                 f"image {index} of mask folder {folder!r} is not in export {self.export}"
             )
-        exported_masked = cv2.imread(files[0], cv2.IMREAD_COLOR)
-        exported_hole = cv2.imread(files[1], cv2.IMREAD_GRAYSCALE)
+        where = f"image {index} of {folder!r} in export {self.export}"
+        exported_masked = read_image(files[0], cv2.IMREAD_COLOR, where)
+        exported_hole = read_image(files[1], cv2.IMREAD_GRAYSCALE, where)
         if exported_masked is None or exported_hole is None:
             raise DataError(f"cannot read image {index} of {folder!r} in export {self.export}")
         pixels = masked.mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
@@ -344,7 +386,7 @@ class PredictionsMethod(ContextMethod):
         self, masked: torch.Tensor, mask: torch.Tensor, indices: Sequence[int], mask_name: str
     ) -> tuple[torch.Tensor, Problems]:
         height, width = masked.shape[-2:]
-        folder = mask_folder(mask_name)
+        folder = self._folders.get(mask_name) or mask_folder(mask_name)
         filled = np.zeros((len(indices), height, width, 3), np.uint8)
         problems: Problems = []
         for k, index in enumerate(indices):

@@ -32,6 +32,17 @@ def ctrl_c_reaches_python() -> Iterator[None]:
     yield
 
 
+@pytest.fixture(autouse=True)
+def image_settings_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with the default pixel limit and size+mtime fingerprints; a run's
+    ``--max-pixels`` or ``--verify-data`` (set in the environment for its workers) ends with
+    the test."""
+    from benchmark.images import MAX_PIXELS_ENV, VERIFY_DATA_ENV
+
+    monkeypatch.delenv(MAX_PIXELS_ENV, raising=False)
+    monkeypatch.delenv(VERIFY_DATA_ENV, raising=False)
+
+
 @pytest.fixture
 def single_torch_thread() -> Iterator[None]:
     """One intra-op torch thread for the test: tiny tensors on a shared 2-core machine run up to

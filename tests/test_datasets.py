@@ -460,8 +460,8 @@ def test_folder_lists_images_recursively_sorted(image_dir: Path) -> None:
 
 
 def test_folder_same_images_for_both_splits(image_dir: Path) -> None:
-    test = build_dataset(f"folder:{image_dir}", split="test")
-    train = build_dataset(f"folder:{image_dir}", split="train")
+    test = build_dataset(f"folder:path={image_dir},small=upscale", split="test")
+    train = build_dataset(f"folder:path={image_dir},small=upscale", split="train")
     assert test.files == train.files and train.split == "train"  # type: ignore[attr-defined]
     assert test.image_size == (128, 128)
 
@@ -481,7 +481,7 @@ def test_folder_resizes_shorter_side_then_crops(tmp_path: Path) -> None:
     stripes[:, 96:] = (0, 0, 255)
     write_image(tmp_path / "stripes.png", stripes)
     write_image(tmp_path / "tall_small.png", np.full((24, 16, 3), 60, np.uint8))
-    dataset = build_dataset(f"folder:{tmp_path}", size=32)
+    dataset = build_dataset(f"folder:path={tmp_path},small=upscale", size=32)
     images = dataset.images([0, 1]) * 255
     # 64×128 → 32×64, centre 32 columns lie inside the green middle stripe.
     assert torch.equal(images[0, 1], torch.full((32, 32), 200.0))
@@ -512,7 +512,7 @@ def test_folder_decodes_lazily(image_dir: Path, monkeypatch: pytest.MonkeyPatch)
         return real(*args)
 
     monkeypatch.setattr(folder_module.cv2, "imdecode", counting)
-    dataset = build_dataset(f"folder:{image_dir}")
+    dataset = build_dataset(f"folder:{image_dir}", size=16)
     assert calls == []
     dataset.images([2])
     assert len(calls) == 1
@@ -521,7 +521,7 @@ def test_folder_decodes_lazily(image_dir: Path, monkeypatch: pytest.MonkeyPatch)
 @pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n garbage", b""])
 def test_folder_corrupt_file_names_it(image_dir: Path, content: bytes) -> None:
     (image_dir / "sub" / "x.png").write_bytes(content)
-    dataset = build_dataset(f"folder:{image_dir}")  # listing does not decode
+    dataset = build_dataset(f"folder:{image_dir}", size=16)  # listing does not decode
     index = relative_files(dataset).index("sub/x.png")
     dataset.images([0])
     with pytest.raises(DataError) as info:

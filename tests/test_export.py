@@ -19,6 +19,7 @@ from benchmark.datasets import build_dataset
 from benchmark.errors import DataError, UsageError
 from benchmark.masking import build_mask
 from benchmark.method import METHODS
+from benchmark.names import slugify
 from benchmark.run import runner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,7 +119,7 @@ def test_export_files_manifest_and_determinism(tmp_path: Path) -> None:
     assert manifest["masks"]["lines"]["fingerprint"] == build_mask("lines").fingerprint()
     assert list(manifest["masks"]) == ["lines", "square:max_size=0.25"]
     row = manifest["files"][4]  # square:max_size=0.25, image 1
-    assert row["masked"] == "square_max_size-0.25/000001_masked.png"
+    assert row["masked"] == f"{slugify('square:max_size=0.25')}/000001_masked.png"
     assert row["original"] == "_ground_truth/000001.png"
     original = cv2.imread(str(tmp_path / "a" / row["original"]))[..., ::-1]
     masked = cv2.imread(str(tmp_path / "a" / row["masked"]))[..., ::-1]

@@ -375,11 +375,18 @@ def test_folder_errors_name_the_folder_and_the_file(tmp_path: Path) -> None:
     ],
     ids=["black", "white", "vanishes-when-resized"],
 )
-def test_folder_mask_without_hole_or_known_pixel_is_a_data_error(tmp_path, holes, size, words):
+def test_folder_mask_without_hole_or_known_pixel_is_skipped(tmp_path, holes, size, words):
+    """A degenerate file is skipped for the next usable one (issue 23); with none usable, the
+    folder is one error line."""
     write_mask(tmp_path / "bad.png", holes)
     generator = build_mask(f"folder:{tmp_path}")
-    with pytest.raises(DataError, match=f"'bad.png': {words}"):
+    with pytest.raises(DataError, match=f"none of its 1 files has both .* at {size}x{size}"):
         generator.mask(0, size, size)
+    write_mask(tmp_path / "good.png", rows_mask(32))  # half holes at any size
+    generator = build_mask(f"folder:{tmp_path},order=sorted")
+    mask = generator.mask(0, size, size)  # bad.png sorts first: image 0 takes good.png
+    assert mask.any() and not mask.all()
+    assert generator.skipped == {words.split(" pixel")[0]: 1}
 
 
 def test_folder_unreadable_file_is_a_data_error_naming_it(tmp_path: Path) -> None:

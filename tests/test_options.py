@@ -41,6 +41,8 @@ SAMPLES = {
     "device": ("cpu", "cpu"),
     "timeout": ("2.5", 2.5),
     "max_memory": ("2G", "2G"),
+    "max_pixels": ("1000000", 1_000_000),
+    "verify_data": (None, True),
     "executor": ("ray", "ray"),
     "ray_address": ("auto", "auto"),
     "out": ("/tmp/run", "/tmp/run"),

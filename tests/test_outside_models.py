@@ -21,6 +21,7 @@ from benchmark.datasets import build_dataset
 from benchmark.errors import ContractError, DataError, UsageError
 from benchmark.masking import build_mask
 from benchmark.method import METHODS
+from benchmark.names import slugify
 from benchmark.run.pipeline import measure
 
 # -- small models of the tests' own -----------------------------------------------------------
@@ -298,7 +299,7 @@ def write_predictions(root: Path, folder: str, images: torch.Tensor, layout: str
 @pytest.mark.parametrize("layout", ["native", "lama"])
 def test_predictions_read_the_files_of_their_mask_and_index(tmp_path: Path, layout: str) -> None:
     images, masked, mask = batch_of(4, 16, 24)
-    write_predictions(tmp_path, "square_max_size-0.25", images, layout)
+    write_predictions(tmp_path, slugify("square:max_size=0.25"), images, layout)
     method = METHODS.build(f"predictions:{tmp_path},layout={layout}")
     prediction, problems = method.inpaint_indexed(
         masked[[2, 0]], mask[[2, 0]], [2, 0], "square:max_size=0.25"

@@ -57,12 +57,12 @@ def psnr_by_index(result) -> dict[int, float]:
 # -- provenance -----------------------------------------------------------------------------------
 def test_adding_a_file_to_a_folder_dataset_recomputes_the_shifted_records(tmp_path):
     folder = photos(tmp_path / "photos", 8, seed=1)
-    first = run(tmp_path, dataset=f"folder:{folder}", limit=None)
+    first = run(tmp_path, dataset=f"folder:{folder}", limit=None, size=24)
     assert first.computed == 8
     photos(folder, 1, seed=2, first=0)  # 000.png sorts first: every index shifts by one
-    second = run(tmp_path, dataset=f"folder:{folder}", limit=None)
+    second = run(tmp_path, dataset=f"folder:{folder}", limit=None, size=24)
     assert second.reused == 0 and second.computed == 9
-    fresh = run(tmp_path, name="fresh", dataset=f"folder:{folder}", limit=None)
+    fresh = run(tmp_path, name="fresh", dataset=f"folder:{folder}", limit=None, size=24)
     assert psnr_by_index(second) == psnr_by_index(fresh)
 
 
@@ -71,11 +71,11 @@ def test_a_relative_folder_path_from_two_directories_does_not_share_records(tmp_
         photos(tmp_path / where / "photos", 6, seed=seed)
     out = str(tmp_path / "shared-out")
     monkeypatch.chdir(tmp_path / "a")
-    a = run(tmp_path, dataset="folder:photos", limit=None, out=out)
+    a = run(tmp_path, dataset="folder:photos", limit=None, size=24, out=out)
     monkeypatch.chdir(tmp_path / "b")
-    b = run(tmp_path, dataset="folder:photos", limit=None, out=out)
+    b = run(tmp_path, dataset="folder:photos", limit=None, size=24, out=out)
     assert a.computed == 6 and b.computed == 6 and b.reused == 0
-    fresh = run(tmp_path, name="fresh-b", dataset="folder:photos", limit=None)
+    fresh = run(tmp_path, name="fresh-b", dataset="folder:photos", limit=None, size=24)
     assert psnr_by_index(b) == psnr_by_index(fresh)
 
 

@@ -469,7 +469,7 @@ def test_a_report_of_24_photos_at_256_stays_under_3_mb(tmp_path):
     config = RunConfig(
         methods=["telea", "ns", "mean", "nearest"],
         masks=["lines", "square"],
-        dataset=f"folder:{tmp_path / 'photos'}",
+        dataset=f"folder:path={tmp_path / 'photos'},small=upscale",  # chelsea crops: 225 px
         size=256,
         workers=1,
         out=str(tmp_path / "run"),

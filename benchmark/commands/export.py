@@ -21,6 +21,11 @@ Layouts (``<mask>`` is the mask spec as a file name, as in run folders):
             ``PRED/<mask>/<index:06d>_mask000.png``, which ``predictions:PRED,layout=lama`` reads.
 
 The same command always writes byte-identical files: fixed PNG parameters, no timestamps.
+
+Nothing is written or deleted outside ``DIR``: the files a previous export's manifest names
+are deleted only when they lie inside ``DIR`` (absolute paths, ``..`` and symbolic links
+leading out are refused, one line), and every file is written only after its folder was
+checked not to lead out of ``DIR`` through a symbolic link.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ from benchmark.results.export_layout import (
     prediction_name,
     read_manifest,
 )
+from benchmark.results.paths import confined, is_within
 
 EXAMPLES = """\
 examples:
@@ -61,7 +67,7 @@ The originals are in exported/_ground_truth/, apart from what the model reads.
 """
 
 #: Fixed PNG encoder settings: the same pixels always give the same bytes.
-PNG_PARAMS = (1, 3)  # (cv2.IMWRITE_PNG_COMPRESSION, level 3); cv2 writes no time chunk
+PNG_PARAMS = (16, 3)  # (cv2.IMWRITE_PNG_COMPRESSION, level 3); cv2 writes no time chunk
 
 
 def encode_png(pixels: np.ndarray) -> bytes:
@@ -90,15 +96,30 @@ def _prepare_out(out: Path) -> None:
             f"--out {str(out)!r} is not empty and holds no export manifest; "
             "choose a new or empty folder"
         )
-    # files of the previous export only: a smaller --limit must not leave stale images behind
-    for row in previous.get("files", []):
-        for key in ("original", "masked", "mask_file"):
-            name = row.get(key) if isinstance(row, dict) else None
-            if isinstance(name, str) and ".." not in Path(name).parts:
-                (out / name).unlink(missing_ok=True)
+    # files of the previous export only: a smaller --limit must not leave stale images behind.
+    # Every name is checked first (all or nothing): a tampered manifest deletes nothing.
+    what = f"export manifest {str(out / MANIFEST_JSON)!r} (delete the folder or choose a new --out)"
+    stale = [
+        confined(out, row[key], what)
+        for row in previous.get("files", [])
+        for key in ("original", "masked", "mask_file")
+    ]
+    for path in stale:
+        path.unlink(missing_ok=True)  # a link itself, never what it points to
     for folder in sorted((p for p in out.rglob("*") if p.is_dir()), reverse=True):
-        if not any(folder.iterdir()):
+        if not folder.is_symlink() and not any(folder.iterdir()):
             folder.rmdir()
+
+
+def _check_folder(out: Path, folder: str) -> None:
+    """Refuse to write into ``out/folder`` when it leads out of ``out`` (a symbolic link)."""
+    from benchmark.errors import DataError
+
+    if not is_within(out / folder, out):
+        raise DataError(
+            f"--out {str(out)!r}: '{folder}' is a symbolic link leading outside the export "
+            "folder; nothing is written through it (remove it, or choose a new --out)"
+        )
 
 
 def export(
@@ -142,6 +163,8 @@ def export(
     _prepare_out(out)
 
     rows: list[dict[str, Any]] = []
+    written: set[str] = set()  # originals written by this export (once per image)
+    checked: set[str] = set()  # folders checked not to lead out of ``out``
     batch_size = 256
     for start in range(0, count, batch_size):
         indices = list(range(start, min(start + batch_size, count)))
@@ -161,8 +184,14 @@ def export(
                     ("masked", masked_u8[j]),
                     ("mask_file", holes_u8[j]),
                 ):
-                    if key != "original" or not (out / names[key]).exists():  # once per image
-                        write_atomic(out / names[key], encode_png(pixels))
+                    if key == "original" and names[key] in written:  # once per image
+                        continue
+                    folder_name = names[key].rpartition("/")[0]
+                    if folder_name not in checked:
+                        _check_folder(out, folder_name)
+                        checked.add(folder_name)
+                    write_atomic(out / names[key], encode_png(pixels))
+                    written.add(names[key])
                 rows.append(
                     {
                         "mask": spec,
@@ -225,11 +254,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=LAYOUTS,
         help="native (<index>_masked.png, <index>_mask.png) or lama (<name>_mask000.png)",
     )
+    parser.add_argument(
+        "--max-pixels",
+        type=int,
+        default=None,
+        metavar="PIXELS",
+        help="largest image decoded (data, mask files), checked from each header (as for run)",
+    )
+    parser.add_argument(
+        "--verify-data",
+        action="store_true",
+        help="fingerprint data and mask files by content (as for run; use it for both)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """``export`` subcommand: write the files and print a one-line summary."""
+    from benchmark.images import set_max_pixels, set_verify_data
     from benchmark.registry import split_specs
+
+    set_max_pixels(args.max_pixels)
+    set_verify_data(args.verify_data)
 
     manifest = export(
         dataset=args.dataset,

@@ -248,11 +248,22 @@ class Run:
         return self.dir.name
 
     @property
+    def records_dir(self) -> Path:
+        """The folder of the run's records: the run folder, or the shared records folder just
+        above it that a selection folder's ``records.jsonl`` link points to. A link leading
+        anywhere else is not followed for images (the run folder itself is used)."""
+        records = self.dir / "records.jsonl"
+        if records.exists():
+            shared = records.resolve().parent
+            if shared in (self.dir.resolve(), self.dir.resolve().parent):
+                return shared
+        return self.dir
+
+    @property
     def images_dir(self) -> Path:
         """Where ``--save-images`` wrote the PNGs: beside the records, which the run folders of
         ``results/runs/<data>/<selection>/`` share through their ``records.jsonl`` link."""
-        records = self.dir / "records.jsonl"
-        return (records.resolve().parent if records.exists() else self.dir) / "images"
+        return self.records_dir / "images"
 
     @property
     def tables(self) -> list[dict[str, Any]]:

@@ -65,10 +65,17 @@ def encode_png(rgb: np.ndarray) -> bytes:
 
 
 def read_png(path: Path, gray: bool = False) -> np.ndarray | None:
-    """A PNG file as RGB (or gray) ``uint8`` pixels; None when it cannot be read."""
+    """A PNG file as RGB (or gray) ``uint8`` pixels; None when it cannot be read or is above
+    the pixel limit (checked from its header before decoding)."""
     import cv2
 
-    pixels = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
+    from benchmark.errors import DataError
+    from benchmark.images import read_image
+
+    try:
+        pixels = read_image(path, cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR, str(path))
+    except DataError:
+        return None
     if pixels is None:
         return None
     return pixels if gray else np.ascontiguousarray(pixels[..., ::-1])

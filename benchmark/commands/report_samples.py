@@ -78,20 +78,46 @@ class RunData:
         return None
 
 
+def _saved_folder(root: Path, spec: str) -> Path:
+    """The folder of ``spec``'s saved images: its slug, or the older versions' name of it
+    (run folders made before slugs were unique) when only that one exists."""
+    from benchmark.names import legacy_slug, slugify
+
+    folder = root / slugify(spec)
+    old = root / legacy_slug(spec)
+    return old if not folder.is_dir() and old.is_dir() else folder
+
+
 def saved_samples(
     run: Run, mask: str, methods: Sequence[str], indices: Sequence[int]
 ) -> Cells | None:
-    """Grid cells from the run's PNGs, or None when the run did not save them all."""
-    from benchmark.run.artifacts import slugify
+    """Grid cells from the run's PNGs, or None when the run did not save them all.
 
-    root = run.images_dir
-    if not (root / "_original").is_dir() or not (root / slugify(mask) / "_mask").is_dir():
+    Only files inside the run's records folder are read (a symbolic link leading elsewhere
+    is ignored), each checked against the pixel limit, and of the run's image size when
+    ``run.json`` records it. An image the records say failed shows no composite."""
+    from benchmark.results.paths import is_within
+
+    root, base = run.images_dir, run.records_dir
+    size = tuple(run.info.get("image_size") or ())
+
+    def read(path: Path, gray: bool = False) -> np.ndarray | None:
+        if not is_within(path, base):
+            return None
+        pixels = read_png(path, gray)
+        if pixels is None or (len(size) == 2 and pixels.shape[:2] != size):
+            return None
+        return pixels
+
+    has_records = (run.dir / "records.jsonl").exists()
+    mask_dir = _saved_folder(root, mask)
+    if not (root / "_original").is_dir() or not (mask_dir / "_mask").is_dir():
         return None
     cells: Cells = {}
     for index in indices:
         name = f"{index:06d}.png"
-        original = read_png(root / "_original" / name)
-        hole = read_png(root / slugify(mask) / "_mask" / name, gray=True)
+        original = read(root / "_original" / name)
+        hole = read(mask_dir / "_mask" / name, gray=True)
         if original is None or hole is None:
             return None
         row: dict[str, np.ndarray | None] = {
@@ -99,7 +125,11 @@ def saved_samples(
             "masked input": masked_view(original, hole > 127),
         }
         for method in methods:
-            row[method] = read_png(root / slugify(mask) / slugify(method) / name)
+            measured = run.series.get((mask, method))
+            if has_records and (measured is None or index not in measured["index"]):
+                row[method] = None  # failed in the run: never a composite of another run
+                continue
+            row[method] = read(_saved_folder(mask_dir, method) / name)
         cells[index] = row
     return cells
 

@@ -79,20 +79,21 @@ def read_scaled(path: Path, size: int, where: str) -> np.ndarray:
     """
     from PIL import Image
 
-    from benchmark.datasets.folder import MAX_PIXELS, check_jpeg
+    from benchmark.datasets.folder import check_jpeg
+    from benchmark.images import check_pixels, header_size
 
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise DataError(f"{where}: cannot read ({exc.strerror or exc})") from exc
+    header_size(data, where)  # the pixel limit, before anything is decoded
     if data[:3] == _JPEG_MAGIC:
         problem = check_jpeg(data)
         if problem is not None:
             raise DataError(f"{where} {problem}")
     try:
         with Image.open(io.BytesIO(data)) as image:
-            if image.size[0] * image.size[1] > MAX_PIXELS:
-                raise DataError(f"{where} has more than the limit of {MAX_PIXELS:,} pixels")
+            check_pixels(image.size[0], image.size[1], where)
             rgb = image.convert("RGB")
     except DataError:
         raise

@@ -115,6 +115,20 @@ class Record(msgspec.Struct):
     mask_ratio: Ratio | None = None
 
 
+#: PSNR in dB on [0, 1] data: MSE <= 1 gives >= 0, the MSE floor of 1e-10 caps it at 100.
+Decibels = Annotated[float, msgspec.Meta(ge=0, le=100)]
+
+
+class RecordValues(msgspec.Struct):
+    """The pixel metrics of a successful record that a run may reuse: numbers within their
+    ranges (never text, a bool, null, NaN or 1e308). Other metrics are numbers or null."""
+
+    psnr: Decibels | msgspec.UnsetType = msgspec.UNSET
+    ssim: Annotated[float, msgspec.Meta(ge=-1, le=1)] | msgspec.UnsetType = msgspec.UNSET
+    hole_psnr: Decibels | None = None
+    hole_l1: Ratio | None = None
+
+
 class ManifestRow(msgspec.Struct):
     """One row of an export's manifest: the files of one (mask, image), relative to the export."""
 
@@ -127,15 +141,36 @@ class ManifestRow(msgspec.Struct):
     mask_ratio: Ratio | None = None
 
 
+class ManifestData(msgspec.Struct):
+    """The data set an export was made from (what ``predictions:`` compares with its run)."""
+
+    spec: str | None = None
+    split: str | None = None
+    size: NonNegative | None = None
+    data_dir: str | None = None
+    fingerprint: str | None = None
+    images: NonNegative | None = None
+    image_size: list[NonNegative] | None = None
+
+
+class ManifestMask(msgspec.Struct):
+    """One mask type of an export: its folder (a plain name) and its generator's fingerprint."""
+
+    folder: str | None = None
+    fingerprint: str | None = None
+
+
 class Manifest(msgspec.Struct):
     """An export's ``manifest.json`` (``kind`` tells it from other files of that name)."""
 
     kind: str
     layout: Literal["native", "lama"]
-    masks: dict[str, dict[str, Any]]
+    masks: dict[str, ManifestMask]
     files: list[ManifestRow]
-    dataset: dict[str, Any] = {}
+    dataset: ManifestData = msgspec.field(default_factory=ManifestData)
     seed: NonNegative | None = None
+    mask_ratio: list[Ratio] | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1)] | None = None
     format: Annotated[int, msgspec.Meta(ge=1)] = 1
 
 

@@ -200,6 +200,20 @@ class RunConfig:
         metavar="SIZE",
         role="execution",
     )
+    max_pixels: int | None = option(
+        None,
+        help="largest image the run decodes, in pixels (data set, mask files, predictions), "
+        "checked from each file's header before decoding (default 50,000,000, or the "
+        "INPAINT_BENCH_MAX_PIXELS environment variable)",
+        metavar="PIXELS",
+        minimum=1,
+    )
+    verify_data: bool = option(
+        False,
+        help="fingerprint data-set and mask files by their content instead of size and "
+        "modification time (copies made with cp -p or rsync -a are then noticed); costs one "
+        "read of every file per run",
+    )
     executor: str = option(
         "local",
         help="local: this machine; ray: tasks on a Ray cluster (pip install 'inpaint-bench[ray]')",
@@ -242,6 +256,11 @@ class RunConfig:
                 raise UsageError(f"unknown {f.name} {value!r}; valid: {', '.join(opt.choices)}")
         if self.ray_address and self.executor != "ray":
             raise UsageError("--ray-address needs --executor ray")
+        # the image limits hold for this process and the workers it starts (environment)
+        from benchmark.images import set_max_pixels, set_verify_data
+
+        set_max_pixels(self.max_pixels)
+        set_verify_data(self.verify_data)
         if self.metrics:
             from benchmark.perceptual.selection import check_metric_names
 
@@ -273,11 +292,11 @@ class RunConfig:
         every run of the same data set, split, seed, size and hole-ratio range."""
         if self.out:
             return Path(self.out)
-        from benchmark.names import slugify
+        from benchmark.names import readable  # the digest makes the name unique
 
         identity = self.identity()
         digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-        slug = slugify(identity["dataset"])[:40]
+        slug = readable(identity["dataset"])[:40]
         return Path(root) / f"{slug}-{self.split}-s{self.seed}-{digest[:8]}"
 
     def results_dir(self, run_dir: Path) -> Path:
@@ -289,13 +308,13 @@ class RunConfig:
         """
         if self.out:
             return Path(run_dir)
-        from benchmark.names import slugify
+        from benchmark.names import readable  # the digest makes the name unique
 
         methods, masks = sorted(self.methods), sorted(self.masks)
         selection = {"methods": methods, "masks": masks, "limit": self.limit}
         digest = hashlib.sha256(json.dumps(selection, sort_keys=True).encode()).hexdigest()
         limit = "all" if self.limit is None else f"n{self.limit}"
-        name = f"{slugify('_'.join(methods))[:32]}-{slugify('_'.join(masks))[:24]}-{limit}"
+        name = f"{readable('_'.join(methods))[:32]}-{readable('_'.join(masks))[:24]}-{limit}"
         return Path(run_dir) / f"{name}-{digest[:8]}"
 
     def to_json(self, **resolved: Any) -> dict[str, Any]:
