@@ -90,11 +90,7 @@ def test_a_default_that_is_not_a_literal_is_read_from_the_imported_factory(tmp_p
 
 
 def test_a_declaration_that_its_module_contradicts_is_an_error(tmp_path, monkeypatch):
-    source = (
-        "from benchmark.registry import Registry\n"
-        "class Shade:\n"
-        '    """A shade."""\n'
-    )
+    source = 'from benchmark.registry import Registry\nclass Shade:\n    """A shade."""\n'
     registry = _toy_registry(tmp_path, monkeypatch, source, "toy_contradicted")
     with pytest.raises(ValueError, match="declared as toy_contradicted:Shade with aliases"):
         registry.add("shade", object)  # another factory claims the declared name

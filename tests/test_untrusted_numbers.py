@@ -135,6 +135,8 @@ def test_a_failed_image_shows_no_composite_of_an_earlier_run(tmp_path, temp_meth
     assert records and all(r["status"].startswith("failed") for r in records)
     cells = saved_samples(Run(out), "square", [name], [0, 1])
     assert cells is not None and cells[0][name] is None and cells[1][name] is None
+    # the pipeline removed the earlier run's composites when the whole batch failed
+    assert not (out / "images" / "square" / name / "000000.png").exists()
 
 
 def test_saving_a_failed_batch_removes_its_earlier_composites(tmp_path) -> None:

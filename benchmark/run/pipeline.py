@@ -325,8 +325,11 @@ def _evaluate_pair(
                 raise
             values, result, prediction = {}, None, None
             problems = [_failure(ctx, exc)] * len(todo)
-        if result is not None:
-            ctx.save_images(originals, masks, result.cpu(), todo, mask_name, method_name, problems)
+    if ctx.save_images is not None:  # a failed batch too: earlier composites of it must go
+        ctx.save_images(
+            originals, masks, None if prediction is None else result.cpu(), todo, mask_name,
+            method_name, problems,
+        )  # fmt: skip
     records = []
     for j, index in enumerate(todo):
         record: dict[str, Any] = {
