@@ -496,7 +496,7 @@ def test_fp16_asked_on_a_cpu_stays_float32(kind, folders) -> None:
         ("repaint", "eta=2", "eta must be a number in [0, 1]"),
         ("repaint", "seed=-1", "seed must be an integer >= 0"),
         ("diffusers", "steps=5,strength=0.1", "steps x strength must leave at least one step"),
-        ("diffusers", "fp16=maybe", "fp16 and download must be true or false"),
+        ("diffusers", "fp16=maybe", "fp16: expected true or false, got 'maybe'"),
     ],
 )
 def test_bad_parameters_are_usage_errors(kind, spec, message, folders) -> None:
