@@ -376,7 +376,10 @@ def test_the_limit_is_one_setting_for_every_reader(reader, tmp_path, monkeypatch
 
 
 def test_max_pixels_option_sets_the_limit_for_the_run_and_its_workers():
-    RunConfig(methods=["mean"], masks=["square"], max_pixels=1234).validate()
+    config = RunConfig(methods=["mean"], masks=["square"], max_pixels=1234)
+    config.validate()  # checks only: no side effect
+    assert MAX_PIXELS_ENV not in os.environ
+    config.apply_image_limits()  # what run_benchmark does once, before any work
     assert os.environ[MAX_PIXELS_ENV] == "1234" and max_pixels() == 1234
 
 

@@ -256,15 +256,18 @@ class RunConfig:
                 raise UsageError(f"unknown {f.name} {value!r}; valid: {', '.join(opt.choices)}")
         if self.ray_address and self.executor != "ray":
             raise UsageError("--ray-address needs --executor ray")
-        # the image limits hold for this process and the workers it starts (environment)
-        from benchmark.images import set_max_pixels, set_verify_data
-
-        set_max_pixels(self.max_pixels)
-        set_verify_data(self.verify_data)
         if self.metrics:
             from benchmark.perceptual.selection import check_metric_names
 
             check_metric_names(self.metrics)
+
+    def apply_image_limits(self) -> None:
+        """Set ``--max-pixels`` and ``--verify-data`` for this process and the workers it
+        starts (through the environment); the runner calls this once, after :meth:`validate`."""
+        from benchmark.images import set_max_pixels, set_verify_data
+
+        set_max_pixels(self.max_pixels)
+        set_verify_data(self.verify_data)
 
     def identity(self) -> dict[str, Any]:
         """The settings that decide every record's value (besides method and mask)."""

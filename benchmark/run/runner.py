@@ -176,6 +176,7 @@ def run_benchmark(config: RunConfig) -> RunResult:
     SIGTERM and SIGHUP raise :class:`Interrupted` (a ``KeyboardInterrupt``) as Ctrl-C does.
     """
     config.validate()
+    config.apply_image_limits()
     if config.allow_unverified_weights:
         print(
             "note: --allow-unverified-weights: weight files whose sha256 is not the published "
