@@ -35,13 +35,9 @@ from benchmark.decision import (
     resample_sums,
     to_grid,
 )
-from benchmark.leaderboard import (
-    TIED_MARK,
-    build_leaderboard,
-    render_console,
-    render_markdown,
-    verdict_line,
-)
+from benchmark.leaderboard import build_leaderboard
+from benchmark.marks import TIED_MARK
+from benchmark.tables import render_console, render_markdown, verdict_line
 
 #: Null data sets per family (each a column): the binomial standard error of a 5 % rate over
 #: 1,000 of them is 0.7 %.

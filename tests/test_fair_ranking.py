@@ -8,15 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.leaderboard import (
-    INCOMPLETE_MARK,
-    MIN_COMMON_FRACTION,
-    build_leaderboard,
-    choose_ranked,
-    render_console,
-    render_markdown,
-    verdict_line,
-)
+from benchmark.leaderboard import build_leaderboard, choose_ranked
+from benchmark.marks import INCOMPLETE_MARK, MIN_COMMON_FRACTION
+from benchmark.tables import render_console, render_markdown, verdict_line
 from benchmark.method import METHODS, Method
 from benchmark.records import finite
 from benchmark.run.config import RunConfig

@@ -23,7 +23,7 @@ import torch
 
 from benchmark.cli import build_parser
 from benchmark.datasets import DATASETS
-from benchmark.leaderboard import verdict_line
+from benchmark.tables import verdict_line
 from benchmark.masking import MASKS
 from benchmark.method import METHODS
 from benchmark.registry import Registry, parse_spec, split_specs

@@ -10,14 +10,9 @@ import pytest
 from scipy import stats
 
 from benchmark.decision import BROKEN_AT, TOLERANCES, decide
-from benchmark.leaderboard import (
-    LEADERBOARD_FORMAT,
-    TIED_MARK,
-    TIED_NOTE,
-    build_leaderboard,
-    render_console,
-    render_markdown,
-)
+from benchmark.leaderboard import LEADERBOARD_FORMAT, build_leaderboard
+from benchmark.marks import TIED_MARK, TIED_NOTE
+from benchmark.tables import render_console, render_markdown
 from benchmark.records import finite
 from benchmark.significance import (
     BUCKET_EDGES,

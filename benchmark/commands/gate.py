@@ -107,7 +107,7 @@ def fresh_run_dir(out: str | Path) -> Path:
 
 def run_ci(config_path: str | Path, out: str | Path, progress: bool = False):
     """Run the CI configuration from scratch in ``out``; returns the run result and seconds."""
-    from benchmark.leaderboard import render_console
+    from benchmark.tables import render_console
     from benchmark.run.runner import run_benchmark
 
     config = load_config(config_path)

@@ -20,15 +20,8 @@ from benchmark.commands.report_images import (
     psnr_vs_ratio_plot,
 )
 from benchmark.commands.report_samples import RunData, sample_grid
-from benchmark.leaderboard import (
-    INCOMPLETE_MARK,
-    TIED_MARK,
-    bucket_rows,
-    display_name,
-    notes,
-    ranking_line,
-    table_rows,
-)
+from benchmark.marks import INCOMPLETE_MARK, TIED_MARK
+from benchmark.tables import bucket_rows, display_name, notes, ranking_line, table_rows
 
 DEFAULT_SAMPLES = 8
 TEMPLATE = "report.html.j2"

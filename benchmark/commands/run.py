@@ -106,7 +106,7 @@ def _exit_if_threads_linger(code: int) -> None:
 def _run(args: argparse.Namespace) -> int:
     import time
 
-    from benchmark.leaderboard import failure_lines, render_console, run_summary
+    from benchmark.tables import failure_lines, render_console, run_summary
     from benchmark.protocols import apply_protocol
     from benchmark.run.config import OPTIONS, config_from_args
     from benchmark.run.runner import run_benchmark

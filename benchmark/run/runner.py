@@ -33,7 +33,8 @@ from benchmark.datasets import DATASETS
 from benchmark.datasets.base import dataset_spec
 from benchmark.device import device_description
 from benchmark.errors import UsageError
-from benchmark.leaderboard import build_leaderboard, render_markdown
+from benchmark.leaderboard import build_leaderboard
+from benchmark.tables import render_markdown
 from benchmark.masking import MASKS
 from benchmark.method import METHODS
 from benchmark.metrics import METRICS
