@@ -10,11 +10,11 @@ import torch
 
 from benchmark.leaderboard import build_leaderboard, choose_ranked
 from benchmark.marks import INCOMPLETE_MARK, MIN_COMMON_FRACTION
-from benchmark.tables import render_console, render_markdown, verdict_line
 from benchmark.method import METHODS, Method
 from benchmark.records import finite
 from benchmark.run.config import RunConfig
 from benchmark.run.runner import run_benchmark
+from benchmark.tables import render_console, render_markdown, verdict_line
 
 
 # -- the case through the real runner -------------------------------------------------

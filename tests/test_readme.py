@@ -23,12 +23,12 @@ import torch
 
 from benchmark.cli import build_parser
 from benchmark.datasets import DATASETS
-from benchmark.tables import verdict_line
 from benchmark.masking import MASKS
 from benchmark.method import METHODS
 from benchmark.registry import Registry, parse_spec, split_specs
 from benchmark.run.config import RunConfig
 from benchmark.run.runner import run_benchmark
+from benchmark.tables import verdict_line
 from benchmark.testing import check
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,7 +12,6 @@ from scipy import stats
 from benchmark.decision import BROKEN_AT, TOLERANCES, decide
 from benchmark.leaderboard import LEADERBOARD_FORMAT, build_leaderboard
 from benchmark.marks import TIED_MARK, TIED_NOTE
-from benchmark.tables import render_console, render_markdown
 from benchmark.records import finite
 from benchmark.significance import (
     BUCKET_EDGES,
@@ -24,6 +23,7 @@ from benchmark.significance import (
     wilcoxon_p,
 )
 from benchmark.stats import summarize
+from benchmark.tables import render_console, render_markdown
 
 
 # -- Wilcoxon and bootstrap against scipy ----------------------------------------------------------

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from benchmark.leaderboard import build_leaderboard
-from benchmark.tables import render_console, render_markdown
 from benchmark.records import finite
 from benchmark.stats import bootstrap_indices, summarize
+from benchmark.tables import render_console, render_markdown
 
 
 # -- summarize ------------------------------------------------------------------------------------

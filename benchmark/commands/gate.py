@@ -107,8 +107,8 @@ def fresh_run_dir(out: str | Path) -> Path:
 
 def run_ci(config_path: str | Path, out: str | Path, progress: bool = False):
     """Run the CI configuration from scratch in ``out``; returns the run result and seconds."""
-    from benchmark.tables import render_console
     from benchmark.run.runner import run_benchmark
+    from benchmark.tables import render_console
 
     config = load_config(config_path)
     config.out, config.progress = str(fresh_run_dir(out)), progress

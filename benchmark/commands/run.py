@@ -106,10 +106,10 @@ def _exit_if_threads_linger(code: int) -> None:
 def _run(args: argparse.Namespace) -> int:
     import time
 
-    from benchmark.tables import failure_lines, render_console, run_summary
     from benchmark.protocols import apply_protocol
     from benchmark.run.config import OPTIONS, config_from_args
     from benchmark.run.runner import run_benchmark
+    from benchmark.tables import failure_lines, render_console, run_summary
 
     methods = _expand_methods(args.methods)
     given = [name for name in OPTIONS if getattr(args, name, None) is not None]

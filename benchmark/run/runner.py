@@ -34,7 +34,6 @@ from benchmark.datasets.base import dataset_spec
 from benchmark.device import device_description
 from benchmark.errors import UsageError
 from benchmark.leaderboard import build_leaderboard
-from benchmark.tables import render_markdown
 from benchmark.masking import MASKS
 from benchmark.method import METHODS
 from benchmark.metrics import METRICS
@@ -48,6 +47,7 @@ from benchmark.run.pipeline import Context, Pair, split_units
 from benchmark.run.plan import Plan, build_plan, describe
 from benchmark.run.progress import Progress
 from benchmark.run.provenance import git_revision, plugin_versions, versions
+from benchmark.tables import render_markdown
 
 
 class Interrupted(KeyboardInterrupt):
