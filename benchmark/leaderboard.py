@@ -68,10 +68,13 @@ def build_leaderboard(
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for record in records:
         grouped.setdefault((record["mask"], record["method"]), []).append(record)
-    from benchmark.metrics import all_metrics  # imports torch: only when building
+    from benchmark.metrics import BUILTIN_METRICS
+    from benchmark.perceptual.selection import is_set_metric
 
-    metric_names = [m.name for m in all_metrics()]
-    metric_names += [m for m in config.get("metrics") or () if m not in metric_names]  # --metrics
+    metric_names = list(BUILTIN_METRICS)
+    metric_names += [  # --metrics: per-image extras (set metrics are added per entry by the run)
+        m for m in config.get("metrics") or () if m not in metric_names and not is_set_metric(m)
+    ]
     masks = list(dict.fromkeys(masks))
     # one thread per table: the bootstrap gathers and means release the GIL, and the tables
     # share nothing (each draws its own resamples), so the numbers are those of a plain loop

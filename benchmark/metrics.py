@@ -340,19 +340,31 @@ _register("hole_l1", hole_l1, "hole L1", False, 4, _hole_l1)
 _register("mask_ratio", mask_ratio, "mask ratio", None, 3)
 
 
+#: The metrics every run computes for every record. Plug-in metrics are opt-in
+#: (``run --metrics NAME``): installing one changes no run and no record.
+BUILTIN_METRICS = ("hole_l1", "hole_psnr", "mask_ratio", "psnr", "ssim")
+
+
 def all_metrics() -> list[Metric]:
     """Every registered metric (plug-in metrics included), by name."""
     return [METRICS.get(name)() for name in METRICS.names()]
 
 
-def metrics_fingerprint() -> str:
-    """Hash of every registered metric's name and the source file of its code.
+def builtin_metrics() -> list[Metric]:
+    """The built-in metrics (:data:`BUILTIN_METRICS`), by name."""
+    return [METRICS.get(name)() for name in BUILTIN_METRICS]
 
-    Part of each record's provenance: records measured by other metric code (a fix, a plug-in
-    metric added or removed) are measured again rather than mixed with new ones.
+
+def metrics_fingerprint() -> str:
+    """Hash of each built-in metric's name and the source file of its code.
+
+    Part of each record's provenance: records measured by other metric code (a fix) are
+    measured again rather than mixed with new ones. Plug-in metrics are not part of it: each
+    asked-for plug-in's own hash goes with the records that have its value
+    (``metric_provenance``), so installing or changing one never recomputes other metrics.
     """
     digest = hashlib.sha256()
-    for metric in all_metrics():
+    for metric in builtin_metrics():
         try:
             source = Path(inspect.getsourcefile(metric.compute) or "").read_bytes()
         except (OSError, TypeError):
@@ -364,14 +376,15 @@ def metrics_fingerprint() -> str:
 def compute_all(
     result: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
 ) -> dict[str, torch.Tensor]:
-    """Every registered metric for a batch: ``{name: (N,) tensor}``.
+    """Every built-in metric for a batch: ``{name: (N,) tensor}`` (plug-in metrics are computed
+    when a run asks for them, see :mod:`benchmark.perceptual.selection`).
 
     The error metrics (PSNR, hole PSNR, hole L1) share one :func:`errors` pass; each value is
     the same as its function's alone.
     """
     shared: Errors | None = None
     values = {}
-    for metric in all_metrics():
+    for metric in builtin_metrics():
         if metric.from_errors is not None:
             shared = shared or errors(result, target, mask)
             values[metric.name] = metric.from_errors(shared)

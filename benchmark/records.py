@@ -148,6 +148,7 @@ _NOT_METRICS = frozenset(
         "fingerprint",
         "provenance",
         "metric_provenance",  # per extra metric (run --metrics): its code and weights' hash
+        "features",  # per feature mode: the reference of the record's stored features
         "seconds",
         "mask_ratio",
     }

@@ -73,6 +73,51 @@ def _is_incomplete(entry: dict[str, Any]) -> bool:
     return bool(entry.get("failed"))
 
 
+#: Per-image metrics that are not extra columns: the built-in ones.
+_NOT_EXTRA = frozenset({*TABLE_METRICS, "mask_ratio"})
+
+
+def _column(name: str) -> SimpleNamespace:
+    """A table column: the metric's name, label, direction and decimals."""
+    from benchmark.perceptual.selection import describe_metric
+
+    if name in TABLE_METRICS:
+        from benchmark.metrics import METRICS
+
+        metric = METRICS.get(name)()
+        label, higher, decimals = metric.label, metric.higher_is_better, metric.decimals
+    else:
+        label, higher, decimals = describe_metric(name)
+    return SimpleNamespace(name=name, label=label, higher_is_better=higher, decimals=decimals)
+
+
+def _set_cell(item: dict[str, Any] | None, decimals: int) -> str:
+    """A set metric's cell: the value (KID: ± its standard deviation over subsets) and n."""
+    if not item:
+        return "—"
+    if item.get("value") is None:
+        return f"— ({item.get('note') or 'not computed'})"
+    text = f"{item['value']:.{decimals}f}"
+    if item.get("std") is not None:
+        text += f" ± {item['std']:.{decimals}f}"
+    return f"{text} (n={item.get('n', 0):,})"
+
+
+def set_metric_lines(leaderboard: dict[str, Any]) -> list[str]:
+    """What the set metric columns are (variant, reference) and the small-n FID warning."""
+    config = leaderboard.get("config") or {}
+    lines = list(config.get("set_metric_notes") or [])
+    if isinstance(config.get("set_metrics"), str):
+        lines.append(f"set metrics: {config['set_metrics']}")
+    if lines:
+        lines.insert(
+            0,
+            "set metrics (one value per table entry, over the images its other metrics are "
+            "summarised on; KID: mean ± std over subsets):",
+        )
+    return lines
+
+
 def table_rows(table: dict[str, Any], reason_width: int = 32) -> tuple[list[str], list[list[Any]]]:
     """Header and rows of one mask's table (mean ± half-width of the 95 % CI).
 
@@ -80,18 +125,15 @@ def table_rows(table: dict[str, Any], reason_width: int = 32) -> tuple[list[str]
     below with ``–`` as rank; ``failed`` (and, when any entry failed, ``first failure``)
     sit beside the ranking.
     """
-    from benchmark.metrics import all_metrics
-    from benchmark.perceptual.selection import TABLE as EXTRA_TABLE
-
-    metrics = {m.name: m for m in all_metrics()}
-    shown = [metrics[name] for name in TABLE_METRICS if name in metrics]
-    shown += [  # --metrics: perceptual columns of the entries that have them
-        SimpleNamespace(name=name, label=label, higher_is_better=higher, decimals=decimals)
-        for name, (label, higher, decimals) in EXTRA_TABLE.items()
-        if any(name in e["metrics"] for e in table["entries"])
+    shown = [_column(name) for name in TABLE_METRICS]
+    extra = [  # --metrics: per-image columns (perceptual, plug-in) of the entries that have them
+        name for e in table["entries"] for name in e["metrics"] if name not in _NOT_EXTRA
     ]
+    shown += [_column(name) for name in dict.fromkeys(extra)]
+    per_set = [name for e in table["entries"] for name in e.get("set_metrics") or {}]
+    sets = [_column(name) for name in dict.fromkeys(per_set)]
     arrow = {True: " ↑", False: " ↓", None: ""}
-    header = ["#", "method", *(m.label + arrow[m.higher_is_better] for m in shown)]
+    header = ["#", "method", *(m.label + arrow[m.higher_is_better] for m in shown + sets)]
     with_reasons = any(e.get("failed") for e in table["entries"])
     header += ["mask ratio", "n", "failed", *(["first failure"] if with_reasons else [])]
     header += ["method img/s"]
@@ -109,6 +151,7 @@ def table_rows(table: dict[str, Any], reason_width: int = 32) -> tuple[list[str]
                 entry.get("rank") if _is_ranked(entry) else "–",
                 display_name(entry["method"]) + marks,
                 *(_cell(entry["metrics"].get(m.name, {}), m.decimals) for m in shown),
+                *(_set_cell(entry.get("set_metrics", {}).get(m.name), m.decimals) for m in sets),
                 f"{ratio:.3f}" if ratio is not None and n else "—",
                 n,
                 entry.get("failed", 0),
@@ -208,6 +251,8 @@ def render_markdown(leaderboard: dict[str, Any]) -> str:
             f"seed {config.get('seed')}; mean over images ± half-width of the 95 % bootstrap CI.",
             "",
         ]
+    if set_metric_lines(leaderboard):
+        lines += [line + "  " for line in set_metric_lines(leaderboard)] + [""]
     for table in leaderboard["tables"]:
         header, rows = table_rows(table, reason_width=80)
         lines += [f"## Mask `{table['mask']}`", "", ranking_line(table) + ".", ""]
@@ -276,6 +321,8 @@ def render_console(leaderboard: dict[str, Any], buckets: bool = False) -> str:
                     )
                 )  # fmt: skip
         parts.append("")
+    if set_metric_lines(leaderboard):
+        parts += [*set_metric_lines(leaderboard), ""]
     return "\n".join(parts)
 
 

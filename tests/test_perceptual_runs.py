@@ -239,9 +239,8 @@ def base_args(photos: str, tmp_path) -> list[str]:
     [
         ("lpips-alx", "unknown metric 'lpips-alx' in --metrics; did you mean lpips-alex"),
         ("psnr,msssim", "unknown metric 'msssim' in --metrics; did you mean ms-ssim"),
-        ("fid", "--metrics fid: a per-set metric, not yet computed in runs"),
-        ("kid", "--metrics kid: a per-set metric, not yet computed in runs"),
-        ("p-ids", "--metrics p-ids: a per-set metric, not yet computed in runs"),
+        ("fidd", "unknown metric 'fidd' in --metrics; did you mean fid"),
+        ("p_ids", "unknown metric 'p_ids' in --metrics; did you mean p-ids"),
     ],
 )
 def test_bad_metric_names_are_one_usage_line(photos, tmp_path, capsys, metrics, expected):

@@ -171,18 +171,30 @@ def test_a_dataset_alias_continues_the_same_run(tmp_path, temp_dataset):
     assert again.computed == 0 and again.reused == 12
 
 
-def test_a_new_metric_plugin_does_not_break_resuming(tmp_path):
+def test_a_metric_plugin_is_opt_in_and_never_recomputes_other_records(tmp_path):
     from benchmark.metrics import METRICS, Metric
+    from benchmark.tables import render_console
 
-    run(tmp_path, limit=5)
+    first = run(tmp_path, limit=5)
+    values = {(r["method"], r["index"]): r["psnr"] for r in records_of(first)}
     metric = Metric("test_l2", lambda r, t, m: (r - t).pow(2).flatten(1).mean(1), "L2", False, 4)
     METRICS.add("test_l2", lambda: metric)
     try:
-        again = run(tmp_path, limit=5)
+        installed = run(tmp_path, limit=5)  # installed, not asked for: nothing changes
+        assert (installed.computed, installed.reused) == (0, first.computed)
+        assert not any("test_l2" in r for r in records_of(installed))
+        asked = run(tmp_path, limit=5, metrics=["test_l2"])
+        assert asked.computed == first.computed  # records lacking it: measured
+        console = render_console(asked.leaderboard)
+        again = run(tmp_path, limit=5, metrics=["test_l2"])
     finally:
         METRICS.remove("test_l2")
-    assert all("test_l2" in r for r in records_of(again))
-    assert again.leaderboard["tables"][0]["entries"][0]["metrics"]["test_l2"]["n"] == 5
+    assert again.computed == 0  # its values are reused
+    assert all(r["test_l2"] > 0 for r in records_of(asked))
+    assert {(r["method"], r["index"]): r["psnr"] for r in records_of(asked)} == values
+    assert asked.leaderboard["tables"][0]["entries"][0]["metrics"]["test_l2"]["n"] == 5
+    assert "L2 ↓" in console  # a column of its own, with its label and direction
+    assert all("test_l2" in r["metric_provenance"] for r in records_of(asked))
 
 
 # -- interruption and resume ----------------------------------------------------------------------

@@ -53,6 +53,18 @@ class Summary(msgspec.Struct):
     n: NonNegative = 0
 
 
+class SetValue(msgspec.Struct):
+    """One set metric (FID, KID, ...) of one entry over ``n`` images (value null: not computed,
+    ``note`` says why; KID adds its standard deviation over ``subsets`` of ``subset_size``)."""
+
+    value: float | None
+    n: NonNegative
+    std: float | None = None
+    subset_size: NonNegative | None = None
+    subsets: NonNegative | None = None
+    note: str | None = None
+
+
 class Entry(msgspec.Struct):
     """A method's row in one mask's table."""
 
@@ -62,6 +74,7 @@ class Entry(msgspec.Struct):
     failed: NonNegative = 0
     fingerprint: str | None = None
     rank: int | None = None
+    set_metrics: dict[str, SetValue] = {}
 
 
 class Table(msgspec.Struct):

@@ -30,6 +30,7 @@ from benchmark.errors import ContractError
 from benchmark.masking import MaskGenerator, RatioRange
 from benchmark.method import Method, composite
 from benchmark.metrics import compute_all
+from benchmark.perceptual.selection import FEATURE_PREFIX, split_features
 from benchmark.records import STATUS_OK, truncate_reason
 
 Pair = tuple[str, str]  # (method, mask)
@@ -314,12 +315,14 @@ def _evaluate_pair(
         restore_cwd(ctx.home)
     seconds = (time.perf_counter() - started) / len(todo)
 
-    values: dict[str, list[float]] = {}
+    values: dict[str, list[Any]] = {}
+    features: dict[str, list[Any]] = {}
     if prediction is not None:
         problems = [g or p for g, p in zip(given, invalid_images(prediction))]
         keep = ctx.save_images is not None
         try:
             values, result = measure(originals_d, prediction, masks_d, keep, ctx.extra_metrics)
+            features = split_features(values)
         except Exception as exc:  # under --max-memory a huge prediction fails its pair
             if ctx.memory_limit is None or not is_out_of_memory(exc):
                 raise
@@ -345,6 +348,8 @@ def _evaluate_pair(
             record.update({k: v[j] for k, v in values.items()}, status=STATUS_OK)
             if ctx.extra_metrics is not None:  # which code and weights made the extra values
                 record["metric_provenance"] = dict(ctx.extra_metrics.provenance)
+            if features:  # arrays: the driver stores them and keeps references in the record
+                record["_features"] = {mode: rows[j] for mode, rows in features.items()}
         else:
             record["status"] = f"failed: {problems[j]}"
         records.append(record)
@@ -377,7 +382,8 @@ def measure(
 ) -> tuple[dict[str, list[float]], torch.Tensor | None]:
     """Every metric of each image's composite (:func:`composite` of the prediction clamped to
     [0, 1], NaN as 0), and the composites themselves when ``keep``. ``extra``: the run's
-    perceptual metrics (``ExtraMetrics``), measured on the same composites.
+    extra metrics (``ExtraMetrics``), measured on the same composites; the Inception features
+    its set metrics need are under ``FEATURE_PREFIX + mode``, one row per image.
 
     On the CPU the batch is composed and measured a few images at a time: the half-dozen
     batch-sized temporaries of composing and measuring then live in the cache instead of
@@ -400,8 +406,10 @@ def measure(
         for name, value in compute_all(result, target, holes).items():
             values.setdefault(name, []).extend(value.tolist())
         if extra is not None:
-            for name, value in extra.compute(result, target).items():
+            for name, value in extra.compute(result, target, holes).items():
                 values.setdefault(name, []).extend(value.tolist())
+            for mode, rows in extra.features(result).items():  # set metrics: stored features
+                values.setdefault(FEATURE_PREFIX + mode, []).extend(rows)
         if keep:
             kept.append(result)
     return values, (torch.cat(kept) if kept else None)

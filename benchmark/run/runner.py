@@ -36,7 +36,8 @@ from benchmark.errors import UsageError
 from benchmark.leaderboard import build_leaderboard
 from benchmark.masking import MASKS
 from benchmark.method import METHODS
-from benchmark.metrics import METRICS
+from benchmark.metrics import BUILTIN_METRICS
+from benchmark.perceptual.feature_store import FeatureStore
 from benchmark.records import STATUS_OK, RecordStore, record_key, write_atomic, write_json
 from benchmark.registry import parse_spec
 from benchmark.results.schema import RUN_FORMAT, Leaderboard, RunFile, validated
@@ -47,6 +48,7 @@ from benchmark.run.pipeline import Context, Pair, split_units
 from benchmark.run.plan import Plan, build_plan, describe
 from benchmark.run.progress import Progress
 from benchmark.run.provenance import git_revision, plugin_versions, versions
+from benchmark.run.set_metrics import has_features, store_features
 from benchmark.tables import render_markdown
 
 
@@ -215,6 +217,7 @@ def _run_locked(
     methods, masks = ctx.methods, ctx.masks
     check_run_dir(run_dir, config)
     store = RecordStore(run_dir / "records.jsonl")
+    features = FeatureStore(run_dir)
     if config.save_images:
         ctx.save_images = save_images_to(run_dir)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -255,7 +258,9 @@ def _run_locked(
     for mask_name in masks:
         for method_name in methods:
             pair = (method_name, mask_name)
-            todo[pair] = [i for i in indices if not _is_done(store, ctx, config, run_dir, pair, i)]
+            todo[pair] = [
+                i for i in indices if not _is_done(store, features, ctx, config, run_dir, pair, i)
+            ]
             done[pair] = count - len(todo[pair])
     reused = sum(done.values())
     counts = {"computed": 0, "failed": 0}
@@ -268,6 +273,7 @@ def _run_locked(
             if counts.get("closed"):  # an abandoned thread after the run's files were written
                 return
             fresh = [r for r in records if (r["method"], r["mask"], r["index"]) not in written]
+            store_features(features, fresh)  # before the records that refer to them
             store.append(fresh)
             written.update((r["method"], r["mask"], r["index"]) for r in fresh)
             counts["computed"] += len(fresh)
@@ -322,6 +328,9 @@ def _finish(
         for entry in table["entries"]:
             if getattr(methods.get(entry["method"]), "stochastic", False):
                 entry["stochastic"] = True
+    extra = ctx.extra_metrics
+    if extra is not None and extra.set_names:
+        _set_metrics(plan, leaderboard, selected.values(), store.path.parent, config)
     write_json(results_dir / "leaderboard.json", validated(leaderboard, Leaderboard, "leaderboard"))
     write_atomic(results_dir / "leaderboard.md", render_markdown(leaderboard))
     complete = len(selected) == count * len(methods) * len(masks)
@@ -334,6 +343,36 @@ def _finish(
     )
     write_json(results_dir / "run.json", validated(run_info, RunFile, "run.json"))
     return leaderboard
+
+
+def _set_metrics(
+    plan: Plan, leaderboard: dict[str, Any], records: Any, run_dir: Path, config: RunConfig
+) -> None:
+    """The set metrics of every table entry, from the records' stored features and the real
+    images' (cached) features; not computed while the run is being interrupted (its features
+    are kept: the next run computes them)."""
+    from benchmark.run.set_metrics import add_set_metrics, compute_real_features, set_metric_notes
+
+    ctx = plan.context
+    extra = ctx.extra_metrics
+    if sys.exc_info()[0] is not None:
+        leaderboard["config"]["set_metrics"] = "not computed: the run was interrupted"
+        return
+    data = {
+        "dataset": next(iter(plan.provenance.values()))["dataset"],
+        "split": config.split,
+        "size": list(ctx.dataset.image_size),
+    }
+    real = compute_real_features(extra, ctx.dataset, plan.count, data, ctx.device)
+    add_set_metrics(leaderboard, records, extra, run_dir, real)
+    sizes = [
+        item["n"]
+        for table in leaderboard["tables"]
+        for entry in table["entries"]
+        for item in (entry.get("set_metrics") or {}).values()
+        if item.get("value") is not None
+    ]
+    leaderboard["config"]["set_metric_notes"] = set_metric_notes(extra.set_names, sizes)
 
 
 def runs_in_driver(ctx: Context, method_name: str) -> bool:
@@ -414,7 +453,13 @@ def _execute(
 
 
 def _is_done(
-    store: RecordStore, ctx: Context, config: RunConfig, run_dir: Path, pair: Pair, index: int
+    store: RecordStore,
+    features: FeatureStore,
+    ctx: Context,
+    config: RunConfig,
+    run_dir: Path,
+    pair: Pair,
+    index: int,
 ) -> bool:
     """A finished, current record exists: same method fingerprint and provenance, status ok."""
     method_name, mask_name = pair
@@ -423,14 +468,18 @@ def _is_done(
         return False  # failed rows are retried
     if record.get("provenance") != ctx.provenance[mask_name]:
         return False  # other data, masks, seed, size or ratio range: recompute
-    if any(name not in record for name in METRICS.names()):
-        return False  # a metric registered since (plug-in): measure again
-    extra = ctx.extra_metrics  # --metrics: each asked metric present, from its code and weights
-    if extra is not None and any(
-        name not in record or (record.get("metric_provenance") or {}).get(name) != stamp
-        for name, stamp in extra.provenance.items()
-    ):
+    if any(name not in record for name in BUILTIN_METRICS):
         return False
+    extra = ctx.extra_metrics  # --metrics: each asked metric present, from its code and weights
+    if extra is not None:
+        stamps = record.get("metric_provenance") or {}
+        if any(
+            stamps.get(name) != stamp or (name not in record and name in extra.image_names)
+            for name, stamp in extra.provenance.items()
+        ):
+            return False
+        if extra.modes and not has_features(features, record, extra):
+            return False  # set metrics: the record's features are stored
     if config.save_images:
         png = f"{index:06d}.png"
         return image_path(run_dir, slugify(mask_name), slugify(method_name), png).exists()
