@@ -62,8 +62,19 @@ ALPHA = 0.05
 RESAMPLES = 10_000
 #: Seed of the resamples: the same images always give the same interval.
 SEED = 0
-#: Default tolerances (the gate's): changes within them are "no change" when not significant.
-TOLERANCES = {"psnr": 0.05, "ssim": 0.001}
+#: Default tolerances (the gate's): changes within them are "no change" when not significant;
+#: a metric not named here (a plug-in's) has 0. LPIPS and MS-SSIM: 0.001, the last decimal
+#: papers print them with; hole PSNR as PSNR; hole L1: 0.001, a quarter of an 8-bit level.
+TOLERANCES = {
+    "psnr": 0.05,
+    "ssim": 0.001,
+    "hole_psnr": 0.05,
+    "hole_l1": 0.001,
+    "lpips-alex": 0.001,
+    "lpips-vgg": 0.001,
+    "lpips-squeeze": 0.001,
+    "ms-ssim": 0.001,
+}
 #: An image is *broken* when it got worse by more than this (per metric).
 BROKEN_AT = {"psnr": 5.0, "ssim": 0.05}
 

@@ -38,9 +38,11 @@ def fake_run(
     provenance: dict | None = None,
     ratios: np.ndarray | None = None,
     image_size: list[int] | None = None,
+    extra: dict[tuple[str, str], dict[str, np.ndarray]] | None = None,
 ) -> Path:
     """A run directory (records, leaderboard, run.json) with the given per-image PSNR;
-    ``provenance``: run.json's per-mask provenance, ``ratios``: every image's hole ratio."""
+    ``provenance``: run.json's per-mask provenance, ``ratios``: every image's hole ratio,
+    ``extra``: per entry, the per-image values of metrics asked with ``--metrics``."""
     records = []
     images = max(len(v) for v in values.values())
     for (mask, method), psnr in values.items():
@@ -60,12 +62,15 @@ def fake_run(
                     "hole_psnr": float(p) - 10,
                     "hole_l1": 1 / float(p),
                     "mask_ratio": 0.02 + (i % 25) / 100 if ratios is None else float(ratios[i]),
+                    **{m: float(v[i]) for m, v in (extra or {}).get((mask, method), {}).items()},
                 }
             )
     methods = list(dict.fromkeys(m for _, m in values))
     masks = list(dict.fromkeys(k for k, _ in values))
     config = {"dataset": dataset, "split": "test", "size": None, "seed": seed, "images": images}
-    board = build_leaderboard(records, methods, masks, {**config, "version": "0.1.0"})
+    asked = sorted({m for columns in (extra or {}).values() for m in columns})
+    board_config = {**config, "version": "0.1.0", **({"metrics": asked} if asked else {})}
+    board = build_leaderboard(records, methods, masks, board_config)
     path.mkdir(parents=True, exist_ok=True)
     write_atomic(path / "records.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     write_json(path / "leaderboard.json", board)
@@ -934,3 +939,140 @@ def test_bad_pairs_are_one_line_exit_2(tmp_path, capsys, pair, match):
     if "already" in match:  # new already has "old-name": renaming "b" onto it would clash
         new = fake_run(tmp_path / "new2", {("lines", "old-name"): values, ("lines", "b"): values})
     assert_exit_2(capsys, "compare", base, new, "--pair", pair, match=match)
+
+
+# -- gated metrics beyond PSNR and SSIM --------------------------------------------------------
+def lpips_values(seed: int = 9, n: int = 300) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(0.05, 0.4, n)
+
+
+def lpips_sides(tmp_path: Path, change: float, spread: float = 0.01) -> tuple[Path, Path]:
+    """A baseline with per-image LPIPS (``--update --metrics lpips-alex``) and a new run whose
+    PSNR is unchanged and whose LPIPS of ``a`` moved by ``change`` (plus noise of ``spread``)."""
+    values = {("lines", "a"): psnr_values(0), ("lines", "b"): psnr_values(1)}
+    lpips = {key: lpips_values(i) for i, key in enumerate(values)}
+    base_run = fake_run(
+        tmp_path / "base-run", values, extra={k: {"lpips-alex": v} for k, v in lpips.items()}
+    )
+    baseline = tmp_path / "baseline.json"
+    assert gate(baseline, base_run, "--update", "--metrics", "lpips-alex") == 0
+    noise = np.random.default_rng(3).normal(0, spread, 300)
+    moved = {**lpips, ("lines", "a"): lpips[("lines", "a")] + change + noise}
+    new = fake_run(tmp_path / "new", values, extra={k: {"lpips-alex": v} for k, v in moved.items()})
+    return baseline, new
+
+
+@pytest.mark.parametrize("change, expected", [(0.05, 1), (-0.05, 0), (0.0, 0)])
+def test_a_lower_is_better_metric_fails_when_it_rises_and_passes_when_it_falls(
+    tmp_path, capsys, change, expected
+):
+    baseline, new = lpips_sides(tmp_path, change)
+    per_image = json.loads(baseline.read_text())["per_image"]["lines"]["a"]
+    assert set(per_image) == {"psnr", "ssim", "lpips-alex"}  # every gated metric is embedded
+    capsys.readouterr()
+    assert gate(baseline, new, "--metrics", "lpips-alex") == expected
+    out = capsys.readouterr().out
+    assert "LPIPS-alex base" in out and "Δ LPIPS-alex" in out
+    row = line_of(out, "a")
+    if change > 0:  # printed as NEW − BASELINE: a rise, with an interval above 0
+        assert "▼ REGRESSION" in row and "gate: FAIL — 1 regression(s): a/lines" in out
+        low, high = (float(x) for x in re.findall(r"([+-][\d.]+) to ([+-][\d.]+)", row)[-1])
+        assert 0 < low < 0.05 < high
+    elif change < 0:
+        assert row.endswith("▲ better") and "gate: PASS" in out
+    else:
+        assert "+0.00" in row and "gate: PASS" in out
+    assert line_of(out, "b").endswith("ok")  # an unchanged entry: exactly 0
+    # Holm covers every gated metric: 2 entries x 3 metrics
+    assert "(6 comparisons, family-wise α = 0.05)" in out
+    assert "0.001 LPIPS-alex (a rise: lower is better)" in out
+    # without --metrics the gate decides on PSNR and SSIM only, as before
+    assert gate(baseline, new) == 0
+    out = capsys.readouterr().out
+    assert "LPIPS" not in out and "(4 comparisons," in out
+
+
+def test_metric_tolerances_default_and_from_the_command_line(tmp_path, capsys):
+    baseline, new = lpips_sides(tmp_path, 0.0008, 0.0002)  # significant, within 0.001
+    assert gate(baseline, new, "--metrics", "lpips") == 0  # the alias of lpips-alex
+    assert line_of(capsys.readouterr().out, "a").endswith("worse, within tolerance")
+    assert gate(baseline, new, "--metrics", "lpips-alex", "--tolerance", "lpips-alex=0.0005") == 1
+    assert gate(baseline, new, "--metrics", "lpips-alex", "--tolerance", "lpips-alex=0.01") == 0
+    # --tolerance psnr=X is --tolerance-db X
+    assert gate(baseline, new, "--tolerance", "psnr=0.1", "--tolerance", "ssim=0.01") == 0
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        (["--metrics", "mask_ratio"], "mask_ratio is descriptive"),
+        (["--metrics", "fid"], "a per-set metric"),
+        (["--metrics", "lpips-alx"], "unknown metric 'lpips-alx' in --metrics; did you mean"),
+        (["--tolerance", "hole_l1=0.1"], "not a metric this gate decides on"),
+        (["--tolerance", "lpips-alex"], "--tolerance takes METRIC=VALUE"),
+        (["--metrics", "lpips-alex", "--tolerance", "lpips-alex=-1"], "a number >= 0"),
+        (["--tolerance", "psnr=0.1", "--tolerance-db", "0.2"], "give one"),
+    ],
+)
+def test_bad_metric_options_are_one_line_exit_2(tmp_path, capsys, options, match):
+    baseline, new = lpips_sides(tmp_path, 0.0)
+    assert_exit_2(capsys, "compare", baseline, new, *options, match=match)
+
+
+def test_a_gated_metric_missing_from_either_side_exits_2(tmp_path, capsys):
+    baseline, new = lpips_sides(tmp_path, 0.0)
+    values = {("lines", "a"): psnr_values(0), ("lines", "b"): psnr_values(1)}
+    (tmp_path / "plain").mkdir()
+    plain_baseline = baseline_from(tmp_path / "plain", values)
+    assert_exit_2(
+        capsys, "compare", plain_baseline, new, "--metrics", "lpips-alex",
+        match="has no per-image 'lpips-alex' values (a/lines)",
+    )  # fmt: skip
+    plain_new = fake_run(tmp_path / "plain-new", values)
+    line = assert_exit_2(
+        capsys, "compare", baseline, plain_new, "--metrics", "lpips-alex",
+        match="did not measure 'lpips-alex'",
+    )  # fmt: skip
+    assert "--metrics lpips-alex" in line
+    # a run asked for the metric but with a NaN value on one image
+    broken = json.loads((new / "records.jsonl").read_text().splitlines()[4])
+    lines = (new / "records.jsonl").read_text().splitlines()
+    broken["lpips-alex"] = None
+    lines[4] = json.dumps(broken)
+    (new / "records.jsonl").write_text("\n".join(lines) + "\n")
+    assert_exit_2(
+        capsys, "compare", baseline, new, "--metrics", "lpips-alex", match="without a finite"
+    )
+
+
+def test_a_plugin_metric_is_gated_in_its_declared_direction_with_tolerance_0(tmp_path, capsys):
+    from benchmark.commands.gate_rules import gated_metric
+    from benchmark.metrics import METRICS, Metric
+
+    def factory(higher):
+        return lambda: Metric("test_gated", lambda r, t, m: r.mean((1, 2, 3)), "gated (dB)",
+                              higher, 3)  # fmt: skip
+
+    for higher in (True, False, None):
+        METRICS.add("test_gated", factory(higher))
+        try:
+            if higher is None:
+                with pytest.raises(UsageError, match="descriptive"):
+                    gated_metric("test_gated")
+                continue
+            metric = gated_metric("test_gated")
+            assert (metric.higher_is_better, metric.tolerance) == (higher, 0.0)
+            assert (metric.label, metric.unit, metric.decimals) == ("gated", " dB", 3)
+            values, plugin = {("lines", "a"): psnr_values(0)}, psnr_values(4)
+            base = fake_run(tmp_path / f"b{higher}", values,
+                            extra={("lines", "a"): {"test_gated": plugin}})  # fmt: skip
+            lower = fake_run(tmp_path / f"n{higher}", values,
+                             extra={("lines", "a"): {"test_gated": plugin - 0.01}})  # fmt: skip
+            capsys.readouterr()
+            code = gate(base, lower, "--metrics", "test_gated")
+            out = capsys.readouterr().out
+            # every image 0.01 lower: a regression when higher is better, else an improvement
+            assert code == (1 if higher else 0), out
+            assert "gated base" in out and "larger than 0.05 dB PSNR, 0.001 SSIM, 0 dB gated" in out
+        finally:
+            METRICS.remove("test_gated")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -20,8 +21,11 @@ from benchmark.run.config import command_line
 PER_IMAGE_DECIMALS = 4
 
 
-def baseline_from(side: Side, update_command: str) -> dict[str, Any]:
-    """A baseline: NEW's leaderboard, its per-image values and where it came from."""
+def baseline_from(
+    side: Side, update_command: str, metrics: Sequence[str] = tuple(GATED_METRICS)
+) -> dict[str, Any]:
+    """A baseline: NEW's leaderboard, its per-image values of ``metrics`` (the gated ones)
+    and where it came from."""
     if side.series is None or side.run is None:
         raise UsageError(
             f"--update needs a run directory with run.json and records.jsonl as NEW, "
@@ -49,7 +53,7 @@ def baseline_from(side: Side, update_command: str) -> dict[str, Any]:
             if s is None:
                 continue
             arrays = {}
-            for metric in GATED_METRICS:
+            for metric in metrics:
                 values: list[float | None] = [None] * images
                 for i, v in zip(s["index"].tolist(), s[metric].tolist()):
                     if math.isfinite(v):
@@ -107,8 +111,13 @@ def baseline_text(baseline: dict[str, Any]) -> str:
     return text + "\n"
 
 
-def write_baseline(path: str | Path, new: Side, update_command: str) -> dict[str, Any]:
-    """Atomically (re)write the baseline file ``path`` from ``new``; returns what was written."""
-    baseline = validated(baseline_from(new, update_command), Leaderboard, "the new baseline")
+def write_baseline(
+    path: str | Path, new: Side, update_command: str, metrics: Sequence[str] = tuple(GATED_METRICS)
+) -> dict[str, Any]:
+    """Atomically (re)write the baseline file ``path`` from ``new`` with the per-image values
+    of ``metrics``; returns what was written."""
+    baseline = validated(
+        baseline_from(new, update_command, metrics), Leaderboard, "the new baseline"
+    )
     write_atomic(path, baseline_text(baseline))
     return baseline

@@ -51,17 +51,26 @@ import argparse
 import math
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tabulate import tabulate
 
 from benchmark.commands.baseline import PER_IMAGE_DECIMALS, write_baseline
 from benchmark.commands.compare_data import check_same_data
+from benchmark.commands.compare_render import render_comparison, summary_lines
+from benchmark.commands.gate_rules import (
+    DEFAULT_BROKEN_DB,
+    DEFAULT_BROKEN_SSIM,
+    DEFAULT_TOLERANCE_DB,
+    DEFAULT_TOLERANCE_SSIM,
+    Rules,
+    add_rule_arguments,
+    gated_metrics,
+    rule_options,
+)
 from benchmark.commands.sides import (
-    GATED_METRICS,
     Side,
     baseline_gaps,
     check_complete_run,
@@ -70,67 +79,35 @@ from benchmark.commands.sides import (
     rename_methods,
 )
 from benchmark.decision import (
-    ALPHA,
     BETTER,
-    BROKEN_AT,
     INCONCLUSIVE,
-    TOLERANCES,
     WORSE,
     Decision,
     ResampleCounts,
     decide_family,
-    signed,
 )
 from benchmark.errors import BenchmarkError, UsageError
 from benchmark.significance import Series, common_values
 
-DEFAULT_TOLERANCE_DB = TOLERANCES["psnr"]
-DEFAULT_TOLERANCE_SSIM = TOLERANCES["ssim"]
-DEFAULT_BROKEN_DB = BROKEN_AT["psnr"]
-DEFAULT_BROKEN_SSIM = BROKEN_AT["ssim"]
+__all__ = ["Rules", "add_rule_arguments", "render_comparison", "rule_options", "summary_lines"]
 
 EXAMPLES = """\
 examples:
   python -m benchmark compare results/baseline.json results/runs/ci
   python -m benchmark compare old-run/ new-run/ --tolerance-db 0.1
+  python -m benchmark compare old-run/ new-run/ --metrics lpips-alex --tolerance lpips-alex=0.002
   python -m benchmark compare old-run/ new-run/ --max-broken 0 --fail-inconclusive
   python -m benchmark compare results/baseline.json results/runs/ci --allow-missing
   python -m benchmark compare results/baseline.json results/runs/ci --update   # new baseline
 
-Exit status: 0 no regression; 1 a regression (and only that); 2 the gate cannot decide:
-missing, NaN or unreadable per-image data on either side, an unfinished run, different data
-or configurations (--allow-data-change compares anyway), an empty or partial baseline, entries
+The gate decides on PSNR, SSIM and every per-image metric --metrics names (built-in, plug-in
+or perceptual; each in its own direction). Exit status: 0 no regression; 1 a regression (and
+only that); 2 the gate cannot decide: missing, NaN or unreadable per-image data on either side
+(a gated metric either side did not measure included), an unfinished run, different data or
+configurations (--allow-data-change compares anyway), an empty or partial baseline, entries
 missing from NEW (--allow-missing accepts the last two), or, with --fail-inconclusive, a
 comparison the images cannot decide.
 """
-
-
-@dataclass(frozen=True)
-class Rules:
-    """What the gate calls a regression (see the module docstring)."""
-
-    tolerance_db: float = DEFAULT_TOLERANCE_DB
-    tolerance_ssim: float = DEFAULT_TOLERANCE_SSIM
-    broken_db: float = DEFAULT_BROKEN_DB
-    broken_ssim: float = DEFAULT_BROKEN_SSIM
-    max_broken: int | None = None
-    fail_inconclusive: bool = False
-    alpha: float = ALPHA
-
-    def tolerance(self, metric: str) -> float:
-        return {"psnr": self.tolerance_db, "ssim": self.tolerance_ssim}[metric]
-
-    def broken_at(self, metric: str) -> float:
-        return {"psnr": self.broken_db, "ssim": self.broken_ssim}[metric]
-
-    def check(self) -> None:
-        """Refuse values that make no rule (a UsageError, exit 2)."""
-        for name in ("tolerance_db", "tolerance_ssim", "broken_db", "broken_ssim"):
-            value = getattr(self, name)
-            if not value >= 0:
-                raise UsageError(f"--{name.replace('_', '-')} must be a number >= 0, got {value}")
-        if self.max_broken is not None and self.max_broken < 0:
-            raise UsageError(f"--max-broken must be an integer >= 0, got {self.max_broken}")
 
 
 # -- comparison -------------------------------------------------------------------------------
@@ -208,11 +185,6 @@ class EntryComparison:
         return "ok"
 
 
-def _mean(entry: dict[str, Any], metric: str) -> float | None:
-    value = (entry.get("metrics", {}).get(metric) or {}).get("mean")
-    return float(value) if value is not None and entry.get("n") else None
-
-
 def _rounded(series: Series, metric: str) -> Series:
     return {"index": series["index"], metric: np.round(series[metric], PER_IMAGE_DECIMALS)}
 
@@ -230,6 +202,8 @@ def compare_sides(base: Side, new: Side, rules: Rules | None = None) -> list[Ent
     metric of every compared entry is one member of the family that Holm's correction covers
     (:func:`benchmark.decision.decide_family`). When neither side measured any image of an
     entry the metric is "same"; when only the baseline did, it fails closed (a regression).
+    Each metric is decided in its own direction: a lower-is-better metric's change for the
+    worse is a rise. The printed change and interval stay NEW − BASELINE.
     """
     rules = rules or Rules()
     base_entries, new_entries = base.entries(), new.entries()
@@ -239,7 +213,8 @@ def compare_sides(base: Side, new: Side, rules: Rules | None = None) -> list[Ent
         if new_entry is None:
             results.append(EntryComparison(*key, "missing"))
             continue
-        base_series, new_series = _series_of(base, key), _series_of(new, key)
+        base_series = _series_of(base, key, rules.names)
+        new_series = _series_of(new, key, rules.names)
         row = EntryComparison(
             *key,
             "compared",
@@ -249,7 +224,7 @@ def compare_sides(base: Side, new: Side, rules: Rules | None = None) -> list[Ent
             new_entry=new_entry,
             max_broken=rules.max_broken,
         )
-        for metric in GATED_METRICS:
+        for metric in rules.names:
             before, after = paired_values(base_series, new_series, metric)
             if len(before):
                 family.append((row, metric, before, after))
@@ -257,17 +232,18 @@ def compare_sides(base: Side, new: Side, rules: Rules | None = None) -> list[Ent
                 unmeasurable = len(base_series["index"]) > 0
                 row.metrics[metric] = MetricDelta(None, None, None, regression=unmeasurable)
         results.append(row)
-    decisions = decide_family(
-        [after - before for _, _, before, after in family],
+    signs = [1.0 if rules.metric(metric).higher_is_better else -1.0 for _, metric, _, _ in family]
+    decisions = decide_family(  # on the improvement: NEW − BASELINE, or its opposite
+        [(after - before) * sign for (_, _, before, after), sign in zip(family, signs)],
         tolerance=[rules.tolerance(metric) for _, metric, _, _ in family],
         broken_at=[rules.broken_at(metric) for _, metric, _, _ in family],
         alpha=rules.alpha,
         counts=ResampleCounts(),
     )
-    for (row, metric, before, after), decision in zip(family, decisions):
+    for (row, metric, before, after), decision, sign in zip(family, decisions, signs):
         drop = decision.significant and decision.difference < -rules.tolerance(metric)
         row.metrics[metric] = MetricDelta(
-            float(before.mean()), float(after.mean()), decision, regression=drop
+            float(before.mean()), float(after.mean()), _as_change(decision, sign), drop
         )
     for key, new_entry in new_entries.items():
         if key not in base_entries:
@@ -275,208 +251,30 @@ def compare_sides(base: Side, new: Side, rules: Rules | None = None) -> list[Ent
     return results
 
 
-def _series_of(side: Side, key: tuple[str, str]) -> Series:
+def _as_change(decision: Decision, sign: float) -> Decision:
+    """A decision taken on the improvement, as the change NEW − BASELINE (``sign`` -1: a
+    lower-is-better metric, whose change and interval are mirrored; the verdict, p-value and
+    broken count stay). No ``-0``: an unchanged metric prints ``+0``."""
+    if sign > 0:
+        return decision
+    return replace(
+        decision,
+        difference=0.0 - decision.difference,
+        ci_low=0.0 - decision.ci_high,
+        ci_high=0.0 - decision.ci_low,
+    )
+
+
+def _series_of(side: Side, key: tuple[str, str], metrics: Sequence[str]) -> Series:
     """Per-image values of an entry; an entry without any measured image has empty arrays."""
     series = (side.series or {}).get(key)
     if series is not None:
         return series
     empty = np.array([], dtype=float)
-    return {"index": np.array([], dtype=np.int64)} | {m: empty for m in GATED_METRICS}
-
-
-# -- rendering --------------------------------------------------------------------------------
-def _number(value: float | None, decimals: int, sign: bool = False) -> str:
-    if value is None or not math.isfinite(value):
-        return "—"
-    if abs(value) < 0.5 * 10**-decimals:
-        value = 0.0  # no "-0.000"
-    return f"{value:+.{decimals}f}" if sign else f"{value:.{decimals}f}"
-
-
-def _interval(decision: Decision, decimals: int) -> str:
-    if not (math.isfinite(decision.ci_low) and math.isfinite(decision.ci_high)):
-        return "unbounded"
-    return f"{signed(decision.ci_low, decimals)} to {signed(decision.ci_high, decimals)}"
-
-
-def _p(decision: Decision) -> str:
-    """Holm's adjusted p-value (below alpha exactly when the interval excludes 0)."""
-    p = decision.p_adjusted if decision.p_adjusted is not None else decision.p
-    if decision.p_is_bound:
-        return f"≤{math.ceil(p * 1e4) / 1e4:.4f}"
-    return "<1e-4" if p < 1e-4 else f"{p:.4f}"
-
-
-def render_comparison(results: list[EntryComparison]) -> str:
-    """One plain-text table per mask: per metric the baseline and new means, the change with
-    its interval, Holm's p and the broken images; then the image count and a marker."""
-    header = ["method"]
-    for label, _ in GATED_METRICS.values():
-        header += [f"{label} base", f"{label} new", f"Δ {label}", "CI", "p", "broken"]
-    header += ["n", "marker"]
-    parts = []
-    for mask in dict.fromkeys(r.mask for r in results):
-        rows = []
-        for r in (r for r in results if r.mask == mask):
-            cells: list[Any] = [r.method]
-            for metric, (_, decimals) in GATED_METRICS.items():
-                d = r.metrics.get(metric)
-                if d is None or d.decision is None:
-                    new = _mean(r.new_entry, metric) if r.new_entry else None
-                    cells += ["—", _number(new, decimals), "—", "—", "—", "—"]
-                    continue
-                cells += [
-                    _number(d.base, decimals),
-                    _number(d.new, decimals),
-                    _number(d.delta, decimals + 1, sign=True),
-                    _interval(d.decision, decimals),
-                    _p(d.decision),
-                    d.decision.n_broken,
-                ]
-            n = r.metrics["psnr"].n if "psnr" in r.metrics else (r.new_entry or {}).get("n", "—")
-            rows.append([*cells, n, r.marker])
-        parts += [
-            f"mask: {mask}",
-            tabulate(rows, headers=header, tablefmt="simple", disable_numparse=True),
-            "",
-        ]
-    return "\n".join(parts)
-
-
-def explanation(results: list[EntryComparison], rules: Rules) -> str:
-    """The line under the tables that says what every column and marker means."""
-    decided = [d.decision for r in results for d in r.metrics.values() if d.decision]
-    broken = (
-        f", or more than {rules.max_broken} broken images" if rules.max_broken is not None else ""
-    )
-    return (
-        "Δ = NEW − BASELINE, mean over the images both measured; CI = its bootstrap confidence "
-        f"interval at the level Holm's correction tested it ({len(decided)} comparisons, "
-        f"family-wise α = {rules.alpha:g}); p = Holm-adjusted bootstrap p, below {rules.alpha:g} "
-        "exactly when the CI excludes 0; broken = images worse by more than "
-        f"{rules.broken_db:g} dB PSNR / {rules.broken_ssim:g} SSIM. REGRESSION = a significant "
-        f"drop larger than {rules.tolerance_db:g} dB PSNR or {rules.tolerance_ssim:g} SSIM, more "
-        f"failed images, images the baseline measured that are no longer measured{broken}."
-    )
-
-
-def summary_lines(
-    results: list[EntryComparison], rules: Rules, allow_missing: bool
-) -> tuple[list[str], int]:
-    """Explanation and verdict lines under the tables, and the exit status (0, 1 or 2)."""
-    regressions = [r for r in results if r.regression]
-    missing = [r for r in results if r.status == "missing"]
-    new = [r for r in results if r.status == "new"]
-    compared = [r for r in results if r.status == "compared"]
-    open_ = [
-        (r, metric, d.decision)
-        for r in compared
-        for metric, d in r.metrics.items()
-        if d.decision is not None and d.decision.verdict == INCONCLUSIVE
-    ]
-    lines = [explanation(results, rules)]
-    if new:
-        lines.append("new entries: " + ", ".join(f"{r.method}/{r.mask}" for r in new))
-    if missing:
-        names = ", ".join(f"{r.method}/{r.mask}" for r in missing)
-        fix = (
-            "(allowed by --allow-missing)" if allow_missing else "(pass --allow-missing to accept)"
-        )
-        lines.append(f"missing from NEW: {names} {fix}")
-    if open_:
-        named = ", ".join(
-            f"{r.method}/{r.mask} {GATED_METRICS[m][0]}"
-            + (f" (about {d.images_needed:,} images would decide it)" if d.images_needed else "")
-            for r, m, d in open_
-        )
-        lines.append(f"inconclusive (the CI includes 0 and reaches beyond the tolerance): {named}")
-    if regressions:
-        names = ", ".join(f"{r.method}/{r.mask}" for r in regressions)
-        lines.append(f"gate: FAIL — {len(regressions)} regression(s): {names}")
-        return lines, 1
-    if missing and not allow_missing:
-        lines.append(
-            f"gate: ERROR — {len(missing)} baseline entries missing from NEW: cannot decide"
-        )
-        return lines, 2
-    if not compared:
-        lines.append("gate: ERROR — nothing compared: cannot decide")
-        return lines, 2
-    if open_ and rules.fail_inconclusive:
-        lines.append(
-            f"gate: ERROR — {len(open_)} comparison(s) inconclusive (--fail-inconclusive): "
-            "cannot decide"
-        )
-        return lines, 2
-    lines.append(f"gate: PASS — {len(compared)} entries compared, no regression")
-    return lines, 0
+    return {"index": np.array([], dtype=np.int64)} | {m: empty for m in metrics}
 
 
 # -- command ----------------------------------------------------------------------------------
-def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of the gate's rule, shared by ``compare`` and ``gate``."""
-    parser.add_argument(
-        "--tolerance-db",
-        type=float,
-        default=DEFAULT_TOLERANCE_DB,
-        help=f"largest PSNR drop (dB) that never fails (default {DEFAULT_TOLERANCE_DB})",
-    )
-    parser.add_argument(
-        "--tolerance-ssim",
-        type=float,
-        default=DEFAULT_TOLERANCE_SSIM,
-        help=f"largest SSIM drop that never fails (default {DEFAULT_TOLERANCE_SSIM})",
-    )
-    parser.add_argument(
-        "--broken-db",
-        type=float,
-        default=DEFAULT_BROKEN_DB,
-        help=f"an image is broken when its PSNR drops by more (default {DEFAULT_BROKEN_DB:g} dB)",
-    )
-    parser.add_argument(
-        "--broken-ssim",
-        type=float,
-        default=DEFAULT_BROKEN_SSIM,
-        help=f"an image is broken when its SSIM drops by more (default {DEFAULT_BROKEN_SSIM:g})",
-    )
-    parser.add_argument(
-        "--max-broken",
-        type=int,
-        default=None,
-        metavar="N",
-        help="fail when an entry has more than N broken images (default: counted, not a rule)",
-    )
-    parser.add_argument(
-        "--fail-inconclusive",
-        action="store_true",
-        help="exit 2 when a comparison is inconclusive (too few images to tell)",
-    )
-    parser.add_argument(
-        "--allow-missing",
-        action="store_true",
-        help="baseline entries missing from NEW do not fail the gate",
-    )
-    parser.add_argument(
-        "--allow-data-change",
-        action="store_true",
-        help="compare even when the data differ (data set, masks, size, seed, ...); says so",
-    )
-
-
-def rule_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments of :func:`gate` from the options of :func:`add_rule_arguments`."""
-    return {
-        "tolerance_db": args.tolerance_db,
-        "tolerance_ssim": args.tolerance_ssim,
-        "allow_missing": args.allow_missing,
-        "broken_db": args.broken_db,
-        "broken_ssim": args.broken_ssim,
-        "max_broken": args.max_broken,
-        "fail_inconclusive": args.fail_inconclusive,
-        "allow_data_change": args.allow_data_change,
-    }
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``compare``."""
     parser.add_argument("baseline", help="baseline leaderboard.json (or run directory)")
@@ -488,6 +286,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="OLD=NEW",
         help="compare the baseline's method OLD with NEW's method NEW (a renamed method); "
         "repeatable",
+    )
+    parser.add_argument(
+        "--metrics",
+        default="",
+        metavar="NAMES",
+        help="comma-separated per-image metrics to decide on besides PSNR and SSIM (pixel, "
+        "plug-in or perceptual; python -m benchmark list metrics); with --update, also the "
+        "metrics whose per-image values the baseline embeds",
     )
     add_rule_arguments(parser)
     parser.add_argument(
@@ -512,41 +318,49 @@ def gate(
     fail_inconclusive: bool = False,
     allow_data_change: bool = False,
     pairs: Sequence[str] = (),
+    metrics: Sequence[str] = (),
+    tolerances: dict[str, float] | None = None,
 ) -> int:
     """Compare (print the tables) and return the exit status; or rewrite the baseline.
 
     Whatever is not a regression never returns 1: problems with the inputs raise a
-    :class:`UsageError` (exit 2), see the module docstring.
+    :class:`UsageError` (exit 2), see the module docstring. ``metrics`` are decided on
+    besides PSNR and SSIM (:func:`benchmark.commands.gate_rules.gated_metrics`),
+    ``tolerances`` (``--tolerance METRIC=VALUE``) override their default tolerances.
     """
     rules = Rules(tolerance_db, tolerance_ssim, broken_db, broken_ssim, max_broken,
-                  fail_inconclusive)  # fmt: skip
+                  fail_inconclusive, metrics=gated_metrics(metrics),
+                  tolerances=dict(tolerances or {}))  # fmt: skip
     rules.check()
-    new_side = load_for_gate(new, "new")
+    new_side = load_for_gate(new, "new", rules.names)
     if update:
         command = update_command or shlex.join(
             ["python", "-m", "benchmark", "compare", str(baseline), str(new), "--update"]
         )
-        written = write_baseline(baseline, new_side, command)
+        written = write_baseline(baseline, new_side, command, rules.names)
         print(
             f"baseline {baseline} rewritten from {new} "
             f"(inpaint-bench {written['baseline']['version']}; {written['baseline']['command']})"
         )
         return 0
-    base_side = load_baseline(baseline, allow_missing)
+    base_side = load_baseline(baseline, allow_missing, rules.names)
     check_complete_run(new_side)
     notes = rename_methods(new_side, parse_pairs(pairs))
     notes += check_same_data(base_side, new_side, allow_data_change)
     results = compare_sides(base_side, new_side, rules)
     lines, status = summary_lines(results, rules, allow_missing)
-    print(render_comparison(results))
+    print(render_comparison(results, rules))
     print("\n".join(notes + lines))
     return status
 
 
-def load_baseline(path: str | Path, allow_missing: bool = False) -> Side:
-    """The baseline side, refused (exit 2) when unusable, or empty or partial without
-    ``allow_missing``; an empty baseline (no entry at all) is refused even with it."""
-    side = load_for_gate(path, "baseline")
+def load_baseline(
+    path: str | Path, allow_missing: bool = False, metrics: Sequence[str] = ("psnr", "ssim")
+) -> Side:
+    """The baseline side with per-image ``metrics``, refused (exit 2) when unusable, or empty
+    or partial without ``allow_missing``; an empty baseline (no entry at all) is refused even
+    with it."""
+    side = load_for_gate(path, "baseline", metrics)
     gaps = baseline_gaps(side)
     empty = not any(t["entries"] for t in side.leaderboard["tables"])
     if gaps and (empty or not allow_missing):
@@ -561,9 +375,11 @@ def load_baseline(path: str | Path, allow_missing: bool = False) -> Side:
 
 def run(args: argparse.Namespace) -> int:
     """``compare`` subcommand: exit 0 (pass), 1 (a regression) or 2 (cannot decide)."""
+    metrics = [name for name in args.metrics.split(",") if name.strip()]
     return fail_closed(
-        gate, args.baseline, args.new, update=args.update, pairs=args.pair, **rule_options(args)
-    )
+        gate, args.baseline, args.new, update=args.update, pairs=args.pair, metrics=metrics,
+        **rule_options(args),
+    )  # fmt: skip
 
 
 def fail_closed(function: Any, *args: Any, **kwargs: Any) -> int:

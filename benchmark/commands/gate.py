@@ -8,6 +8,10 @@ without changing its fingerprint, so reusing earlier records would hide exactly 
 the gate is for. Then NEW = that run is compared with ``--baseline`` (default
 ``results/baseline.json``) as ``compare`` does; ``--update`` rewrites the baseline instead.
 
+The gate decides on PSNR, SSIM and every metric of the configuration's ``metrics`` key (the
+run's ``--metrics``: what the run measures beyond the pixel metrics is what the gate adds), so
+the baseline embeds the per-image values of each of them.
+
 Exit status as ``compare`` (the same rule and options: tolerances, broken images,
 ``--max-broken``, ``--fail-inconclusive``, ``--allow-data-change``): 0 no regression, 1 a
 regression and nothing else, 2 the gate could not decide. Everything that goes wrong before
@@ -22,13 +26,8 @@ import sys
 import time
 from pathlib import Path
 
-from benchmark.commands.compare import (
-    add_rule_arguments,
-    fail_closed,
-    gate,
-    load_baseline,
-    rule_options,
-)
+from benchmark.commands.compare import fail_closed, gate, load_baseline
+from benchmark.commands.gate_rules import Rules, add_rule_arguments, gated_metrics, rule_options
 from benchmark.errors import UsageError
 from benchmark.run.artifacts import RUN_FILES
 from benchmark.run.config import RunConfig, config_from_mapping
@@ -173,14 +172,18 @@ def update_command(args: argparse.Namespace) -> str:
 
 
 def _gate(args: argparse.Namespace) -> int:
-    if not args.update:  # fail before a minute of work
-        if not Path(args.baseline).exists():
-            raise UsageError(
-                f"baseline {str(args.baseline)!r} does not exist "
-                f"(create it with: {update_command(args)})"
-            )
-        load_baseline(args.baseline, args.allow_missing)
-    load_config(args.config)
+    options = rule_options(args)  # fail before a minute of work
+    if not args.update and not Path(args.baseline).exists():
+        raise UsageError(
+            f"baseline {str(args.baseline)!r} does not exist "
+            f"(create it with: {update_command(args)})"
+        )
+    config = load_config(args.config)
+    gated = gated_metrics(config.metrics)  # psnr, ssim and the config's metrics
+    Rules(metrics=gated, tolerances=options["tolerances"]).check()
+    metrics = [m.name for m in gated]
+    if not args.update:
+        load_baseline(args.baseline, args.allow_missing, metrics)
     try:
         result, _ = run_ci(args.config, args.out, progress=args.progress)
     except KeyboardInterrupt:
@@ -198,5 +201,6 @@ def _gate(args: argparse.Namespace) -> int:
         result.run_dir,
         update=args.update,
         update_command=update_command(args),
-        **rule_options(args),
+        metrics=metrics,
+        **options,
     )

@@ -21,7 +21,8 @@ from benchmark.results.schema import Leaderboard, RunFile, read_file
 from benchmark.run.config import COMPARABLE_KEYS
 from benchmark.significance import Series
 
-#: Metrics the gate compares, with their labels and display decimals (higher is better).
+#: Metrics every gate compares, with their labels and display decimals (higher is better);
+#: ``compare --metrics`` adds others (:mod:`benchmark.commands.gate_rules`).
 GATED_METRICS = {"psnr": ("PSNR", 2), "ssim": ("SSIM", 4)}
 #: Leaderboard ``config`` keys that must be equal for two sides to be compared: the run
 #: options that decide every value (:data:`benchmark.run.config.COMPARABLE_KEYS`) and
@@ -52,11 +53,13 @@ class Side:
         }
 
 
-def load_side(path: str | Path, what: str) -> Side:
-    """Load a baseline file or a run directory with its per-image values (fail closed).
+def load_side(path: str | Path, what: str, metrics: Sequence[str] = tuple(GATED_METRICS)) -> Side:
+    """Load a baseline file or a run directory with its per-image values of ``metrics`` (fail
+    closed).
 
-    Any problem (missing or corrupt file, no per-image values, NaN values, counts that do
-    not match the leaderboard) is a :class:`DataError` naming the file.
+    Any problem (missing or corrupt file, no per-image values, a metric it did not measure,
+    NaN values, counts that do not match the leaderboard) is a :class:`DataError` naming the
+    file.
     """
     path = Path(path)
     if path.is_dir():
@@ -71,7 +74,7 @@ def load_side(path: str | Path, what: str) -> Side:
     side = Side(path, what, leaderboard)
     run_dir = board_path.parent
     if "per_image" in leaderboard:
-        side.series = _decode_per_image(leaderboard, board_path, what)
+        side.series = _decode_per_image(leaderboard, board_path, what, metrics)
         run = (leaderboard.get("baseline") or {}).get("run")
         side.run = run if isinstance(run, dict) else None
         return side
@@ -92,15 +95,17 @@ def load_side(path: str | Path, what: str) -> Side:
                 "per-image records and configuration"
             )
     side.run = read_file(run_dir / "run.json", RunFile, f"{what} run file")
-    side.series = series_from_records(run_dir / "records.jsonl", leaderboard, strict=True)
+    side.series = series_from_records(
+        run_dir / "records.jsonl", leaderboard, metrics, strict=True, what=what
+    )
     return side
 
 
 def _decode_per_image(
-    leaderboard: dict[str, Any], path: Path, what: str
+    leaderboard: dict[str, Any], path: Path, what: str, metrics: Sequence[str]
 ) -> dict[tuple[str, str], Series]:
-    """``per_image`` of a baseline -> {(mask, method): {"index", "psnr", "ssim"}}, strictly:
-    every entry has both lists, one value per image, each a finite number or null (not
+    """``per_image`` of a baseline -> {(mask, method): {"index", metric: values}}, strictly:
+    every entry has a list per metric, one value per image, each a finite number or null (not
     measured) at the same positions, and as many measured values as the entry's ``n``."""
 
     def bad(reason: str) -> DataError:
@@ -121,8 +126,14 @@ def _decode_per_image(
             if not isinstance(values, dict):
                 raise bad(f"none for {where}")
             arrays = {}
-            for metric in GATED_METRICS:
+            for metric in metrics:
                 column = values.get(metric)
+                if column is None and metric not in GATED_METRICS:
+                    raise DataError(
+                        f"{what} {str(path)!r} has no per-image {metric!r} values ({where}): "
+                        f"the gate decides on {', '.join(metrics)}; write a baseline that has "
+                        f"them with --update and the same metrics"
+                    )
                 if not isinstance(column, list):
                     raise bad(f"no {metric!r} list for {where}")
                 if isinstance(images, int) and len(column) != images:
@@ -150,10 +161,12 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def load_for_gate(path: str | Path, what: str) -> Side:
+def load_for_gate(
+    path: str | Path, what: str, metrics: Sequence[str] = tuple(GATED_METRICS)
+) -> Side:
     """``load_side`` whose file problems exit 2: distinct from a regression's exit 1."""
     try:
-        return load_side(path, what)
+        return load_side(path, what, metrics)
     except DataError as exc:
         raise UsageError(str(exc)) from None
 
@@ -163,13 +176,15 @@ def series_from_records(
     leaderboard: dict[str, Any],
     metrics: Sequence[str] = tuple(GATED_METRICS),
     strict: bool = False,
+    what: str = "run",
 ) -> dict[tuple[str, str], Series]:
     """Per-image ``metrics`` of the leaderboard's entries, from a run's ``records.jsonl``.
 
     Only successful records of the method version (fingerprint) the leaderboard reports, and
     of its first ``images`` indices, are used. ``strict`` (the gate): a successful record
     without a finite value of every metric, or an entry whose measured images do not number
-    its ``n``, is a :class:`DataError`; otherwise such images are left out.
+    its ``n``, is a :class:`DataError` (one naming a metric the run did not measure at all);
+    otherwise such images are left out.
     """
     entries = {
         (table["mask"], entry["method"]): entry
@@ -212,6 +227,12 @@ def series_from_records(
         )
         if strict:
             where = f"{key[1]}/{key[0]}"
+            absent = [m for m in metrics if order and all(m not in chosen[i] for i in order)]
+            if absent:
+                raise DataError(
+                    f"{what} run {str(path.parent)!r} did not measure {absent[0]!r} ({where} "
+                    f"has no values): rerun it with --metrics {absent[0]}, or gate without it"
+                )
             if not np.all(keep):
                 raise DataError(
                     f"records file {str(path)!r}: {where} has a successful record without a "
