@@ -171,6 +171,9 @@ def test_tables_print_n_and_warn_that_small_n_fid_is_not_comparable(photos, weig
     saved = json.loads((result.run_dir / "leaderboard.json").read_text())
     entry = saved["tables"][0]["entries"][0]
     assert entry["set_metrics"]["fid"]["n"] == COUNT
+    assert main(["report", str(result.run_dir)]) == 0  # the HTML report shows them too
+    html = (result.run_dir / "report.html").read_text()
+    assert "FID ↓" in html and f"(n={COUNT})" in html and "not comparable with published" in html
 
 
 def test_records_without_features_are_measured_again_and_never_mixed(photos, weights_dir, tmp_path):

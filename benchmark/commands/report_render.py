@@ -21,7 +21,14 @@ from benchmark.commands.report_images import (
 )
 from benchmark.commands.report_samples import RunData, sample_grid
 from benchmark.marks import INCOMPLETE_MARK, TIED_MARK
-from benchmark.tables import bucket_rows, display_name, notes, ranking_line, table_rows
+from benchmark.tables import (
+    bucket_rows,
+    display_name,
+    notes,
+    ranking_line,
+    set_metric_lines,
+    table_rows,
+)
 
 DEFAULT_SAMPLES = 8
 TEMPLATE = "report.html.j2"
@@ -153,7 +160,7 @@ def leaderboard_view(run: Run, table: dict[str, Any]) -> dict[str, Any]:
     return {
         "basis": ranking_line(table),
         "table": table_view([*header, "Δ PSNR vs leader", "p"], full, colours=run.colours),
-        "notes": [line.strip() for line in notes(table)],
+        "notes": [line.strip() for line in [*notes(table), *set_metric_lines(run.leaderboard)]],
     }
 
 
