@@ -142,3 +142,37 @@ def test_a_dead_ray_worker_is_retried_once_then_its_chunk_is_recorded_failed(
     failed = [r for r in RecordStore(always.run_dir / "records.jsonl") if r["status"] != "ok"]
     assert {r["method"] for r in failed} == {"test-crash:always=true"}
     assert all("Ray worker died" in r["status"] for r in failed), failed[0]
+
+
+@pytest.mark.slow
+def test_set_metrics_on_a_local_ray_cluster_equal_the_process_executor(
+    tmp_path, monkeypatch, inception_weights
+):
+    monkeypatch.setenv("INPAINT_BENCH_CACHE", str(tmp_path / "cache"))
+    extra = dict(
+        methods=["telea"], masks=["square"], limit=4, batch_size=2, metrics=["fid", "kid"],
+        weights_dir=inception_weights, allow_unverified_weights=True,
+    )  # fmt: skip
+    distributed = run_benchmark(config(tmp_path, "ray", **extra))
+    local = run_benchmark(config(tmp_path, "local", executor="local", **extra))
+    values = lambda result: result.leaderboard["tables"][0]["entries"][0]["set_metrics"]  # noqa: E731
+    assert distributed.computed == local.computed == 4
+    assert values(distributed) == values(local)
+    assert values(local)["fid"]["value"] is not None and values(local)["fid"]["n"] == 4
+
+
+@pytest.fixture
+def inception_weights(tmp_path) -> str:
+    """Seeded FID Inception weights under their reference name (tests/perceptual_fixtures.py)."""
+    import importlib.util
+    from pathlib import Path
+
+    from benchmark.perceptual.inception import WEIGHTS
+
+    spec = importlib.util.spec_from_file_location(
+        "perceptual_fixtures", Path(__file__).with_name("perceptual_fixtures.py")
+    )
+    fixtures = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fixtures)
+    fixtures._save(fixtures.inception_state(), tmp_path / WEIGHTS)
+    return str(tmp_path)
