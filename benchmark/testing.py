@@ -1,4 +1,5 @@
-"""Contract checks for any registered method, mask family or data set (built-in or plug-in).
+"""Contract checks for any registered method, mask family, data set or per-image metric
+(built-in, plug-in or perceptual).
 
 The checks the built-ins pass, runnable on an entry selected by exact name, from the command line
 (``python -m benchmark check NAME...``) or from a plug-in package's own tests::
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +30,15 @@ from benchmark.errors import ContractError, UnknownNameError, UsageError
 from benchmark.registry import Registry, parse_spec
 
 #: Kinds of entries the checks cover, in the order ``check`` reports them.
-KINDS = ("method", "mask", "dataset")
+KINDS = ("method", "mask", "dataset", "metric")
 #: Masks every method is checked with (masks named in the same ``check`` call are added).
 METHOD_CHECK_MASKS = ("lines", "square")
 #: Image sides of the mask checks: the seed's 32 x 32 and a large 256 x 256.
 MASK_CHECK_SIZES = ((32, 32), (256, 256))
 #: How far an image computed alone may differ from the same image computed in a batch.
 BATCH_TOLERANCE = 1e-5
+#: Images and side of the metric checks (MS-SSIM needs 176 px: it is checked at that side).
+METRIC_CHECK_IMAGES, METRIC_CHECK_SIDE = 6, 64
 
 
 @dataclass(frozen=True)
@@ -365,14 +369,151 @@ def check_dataset(
     return checker.results
 
 
+# -- metrics --------------------------------------------------------------------------------------
+def build_metric(
+    spec: str, weights_dir: str | Path | None = None, allow_unverified: bool = False
+) -> Any:
+    """The metric ``spec`` as a :class:`benchmark.metrics.Metric`: a registered (built-in or
+    plug-in) metric, or a per-image perceptual one (its weights looked up, never downloaded)."""
+    from benchmark.metrics import METRICS, Metric
+    from benchmark.perceptual import PERCEPTUAL_METRICS
+
+    name = _perceptual_name(spec)
+    if name is None:
+        metric = METRICS.build(spec)
+        registered = METRICS.canonical(parse_spec(spec).name)
+        _require(isinstance(metric, Metric), f"built a {type(metric).__name__}, not a Metric")
+        _require(
+            metric.name == registered,
+            f"its Metric is named {metric.name!r}, not {registered!r}: records would store its "
+            "values under another name",
+        )
+        return metric
+    from benchmark.perceptual.selection import LPIPS_NETS, TABLE
+
+    label, _, decimals = TABLE[name]
+    if name in LPIPS_NETS:
+        from benchmark.perceptual import lpips
+
+        net = LPIPS_NETS[name]
+        lpips.model(net, weights_dir, allow_unverified, download=False)  # missing: one line
+
+        def compute(result: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> Any:
+            return lpips.lpips(result, target, net, weights_dir, allow_unverified, download=False)
+
+    else:
+        from benchmark.perceptual.ms_ssim import ms_ssim
+
+        def compute(result: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> Any:
+            return ms_ssim(result, target)
+
+    higher = PERCEPTUAL_METRICS[name]["direction"] == "higher"
+    return Metric(name, compute, label, higher, decimals)
+
+
+def _perceptual_name(spec: str) -> str | None:
+    """The canonical per-image perceptual metric ``spec`` names (aliases too), else None."""
+    from benchmark.perceptual import PERCEPTUAL_METRICS
+    from benchmark.perceptual.selection import TABLE
+
+    aliases = {a: n for n, info in PERCEPTUAL_METRICS.items() for a in info.get("aliases") or ()}
+    name = aliases.get(spec, spec)
+    return name if name in TABLE else None
+
+
+def check_metric(
+    spec: str, weights_dir: str | Path | None = None, allow_unverified: bool = False
+) -> list[CheckResult]:
+    """Contract checks of per-image metric ``spec`` on a small batch of photo patches whose
+    holes (``square`` masks) hold noise: a ``Metric`` with a direction, ``(N,)`` finite floats,
+    inputs unchanged, deterministic, and an image's value independent of its batch."""
+    from benchmark.masking import build_mask
+
+    checker = _Checker("metric", spec)
+    metric = checker.run(
+        "builds as a benchmark.metrics.Metric of its name",
+        lambda: build_metric(spec, weights_dir, allow_unverified),
+    )
+    if metric is None:
+        return checker.results
+
+    def declared() -> None:
+        direction, decimals = metric.higher_is_better, metric.decimals
+        _require(
+            direction is None or type(direction) is bool,
+            f"higher_is_better must be True, False or None (descriptive), got {direction!r}",
+        )
+        _require(isinstance(metric.label, str) and metric.label.strip() != "", "no label")
+        _require(type(decimals) is int and 0 <= decimals <= 12,
+                 f"decimals must be an integer from 0 to 12, got {decimals!r}")  # fmt: skip
+
+    checker.run("declares its direction (higher_is_better), label and decimals", declared)
+    side = 176 if metric.name == "ms-ssim" else METRIC_CHECK_SIDE
+    count = METRIC_CHECK_IMAGES
+    target = photo_patches(count, side, side, seed=3)
+    mask = build_mask("square").batch(range(count), side, side, seed=0)
+    noise = torch.rand(target.shape, generator=torch.Generator().manual_seed(0))
+    result = torch.where(mask, noise, target)  # a composite: noise in the holes
+
+    def measure(r: torch.Tensor, t: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+        values = metric.compute(r, t, m)
+        _require(isinstance(values, torch.Tensor), f"returned a {type(values).__name__}")
+        _require(
+            tuple(values.shape) == (len(r),) and values.dtype.is_floating_point,
+            f"returned {values.dtype} {tuple(values.shape)}, expected float ({len(r)},)",
+        )
+        _require(bool(torch.isfinite(values).all()), f"non-finite values {values.tolist()}")
+        return values.detach().to("cpu", torch.float64)
+
+    def contract() -> torch.Tensor:
+        given = (result.clone(), target.clone(), mask.clone())
+        values = measure(*given)
+        unchanged = all(torch.equal(a, b) for a, b in zip(given, (result, target, mask)))
+        _require(unchanged, "compute() modified its inputs")
+        return values
+
+    where = f"{count} images of {side}x{side}"
+    values = checker.run(f"float (N,) finite values on {where}, inputs unchanged", contract)
+    if values is None:
+        return checker.results
+
+    def deterministic() -> None:
+        again = measure(result, target, mask)
+        _require(
+            torch.equal(again, values), f"two calls differ: {values.tolist()} {again.tolist()}"
+        )
+
+    checker.run("deterministic", deterministic)
+
+    def batch_independent() -> None:
+        order = torch.arange(count).flip(0)
+        parts = [(measure(result[order], target[order], mask[order]).flip(0), "reversed")]
+        for i in (0, count - 1):
+            one = slice(i, i + 1)
+            alone = torch.full((count,), math.nan, dtype=torch.float64)
+            alone[i] = measure(result[one], target[one], mask[one])[0]
+            parts.append((alone, f"image {i} alone"))
+        for got, how in parts:
+            known = torch.isfinite(got)
+            gap = ((got - values).abs() / values.abs().clamp_min(1))[known].max().item()
+            _require(gap <= BATCH_TOLERANCE, f"{how} differs from the batch by {gap:.3g}")
+
+    checker.run(
+        "an image's value does not depend on its batch (alone, reordered)", batch_independent
+    )
+    return checker.results
+
+
 # -- selection by name ---------------------------------------------------------------------------
 def registries() -> dict[str, Registry]:
-    """The registry of each kind the checks cover."""
+    """The registry of each kind the checks cover (per-image perceptual metrics are metrics
+    too, outside the registry: see :func:`kinds_of`)."""
     from benchmark.datasets import DATASETS
     from benchmark.masking import MASKS
     from benchmark.method import METHODS
+    from benchmark.metrics import METRICS
 
-    return {"method": METHODS, "mask": MASKS, "dataset": DATASETS}
+    return {"method": METHODS, "mask": MASKS, "dataset": DATASETS, "metric": METRICS}
 
 
 def kinds_of(text: str, only: str | None = None) -> list[str]:
@@ -385,12 +526,26 @@ def kinds_of(text: str, only: str | None = None) -> list[str]:
         parse_spec(text)  # raises the usual malformed-name error
     selected = {k: r for k, r in registries().items() if only is None or k == only}
     kinds = [kind for kind, registry in selected.items() if name in registry]
+    if "metric" in selected and "metric" not in kinds and _perceptual_name(name):
+        kinds.append("metric")
     if not kinds:
+        from benchmark.perceptual import PERCEPTUAL_METRICS
+
+        if "metric" in selected and name in PERCEPTUAL_METRICS:
+            raise UsageError(
+                f"{name!r} is a per-set metric: check covers per-image metrics (one value per "
+                "image); per-set metrics are checked against their reference by the test suite"
+            )
         valid = sorted({n for r in selected.values() for n in r.names()})
+        if "metric" in selected:
+            from benchmark.perceptual.selection import TABLE
+
+            valid = sorted({*valid, *TABLE})
         close = difflib.get_close_matches(name, valid, n=3, cutoff=0.6)
         hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
         raise UnknownNameError(
-            f"unknown name {name!r}{hint}: not a registered {only or 'method, mask or dataset'}; "
+            f"unknown name {name!r}{hint}: not a registered "
+            f"{only or 'method, mask, dataset or metric'}; "
             f"registered: {', '.join(valid)}"
         )
     return kinds
@@ -401,11 +556,14 @@ def check(
     size: int | None = None,
     data_dir: str | Path | None = None,
     kind: str | None = None,
+    weights_dir: str | Path | None = None,
+    allow_unverified: bool = False,
 ) -> list[CheckResult]:
     """Every contract check of every entry named in ``names`` (methods also with named masks).
 
     A name registered as several kinds (a ``folder`` mask family and data set) is checked as
-    each, unless ``kind`` (``"method"``, ``"mask"`` or ``"dataset"``) selects one.
+    each, unless ``kind`` (``"method"``, ``"mask"``, ``"dataset"`` or ``"metric"``) selects
+    one. ``weights_dir`` and ``allow_unverified``: where LPIPS finds its weight files.
     """
     if kind is not None and kind not in KINDS:
         raise UsageError(f"unknown kind {kind!r}; kinds: {', '.join(KINDS)}")
@@ -419,6 +577,8 @@ def check(
                 results += check_method(text, masks)
             elif kind == "mask":
                 results += check_mask(text)
+            elif kind == "metric":
+                results += check_metric(text, weights_dir, allow_unverified)
             else:
                 results += check_dataset(text, size=size, data_dir=data_dir)
     return results

@@ -1076,3 +1076,28 @@ def test_a_plugin_metric_is_gated_in_its_declared_direction_with_tolerance_0(tmp
             assert "gated base" in out and "larger than 0.05 dB PSNR, 0.001 SSIM, 0 dB gated" in out
         finally:
             METRICS.remove("test_gated")
+
+
+def test_the_gate_decides_on_the_metrics_its_configuration_asks_for(
+    tmp_path, capsys, single_torch_thread
+):
+    config = write_toml(
+        tmp_path / "ci.toml",
+        'methods = ["mean", "nearest"]\nmasks = ["square"]\nseed = 0\nlimit = 12\nworkers = 1\n'
+        'metrics = ["hole_l1"]\n',
+    )
+    options = dict(config=config, baseline=tmp_path / "baseline.json", out=tmp_path / "ci")
+    assert ci_gate.run(gate_args(**options, update=True)) == 0
+    per_image = json.loads((tmp_path / "baseline.json").read_text())["per_image"]["square"]
+    assert set(per_image["mean"]) == {"psnr", "ssim", "hole_l1"}
+    capsys.readouterr()
+    assert ci_gate.run(gate_args(**options)) == 0
+    out = capsys.readouterr().out
+    assert "Δ hole L1" in out and "0.001 hole L1 (a rise: lower is better)" in out
+    assert "(6 comparisons," in out and "gate: PASS" in out
+    # a baseline written without the configuration's metric cannot be used: exit 2 before the run
+    plain = write_toml(tmp_path / "plain.toml", config.read_text().replace("hole_l1", "psnr"))
+    assert ci_gate.run(gate_args(**{**options, "config": plain}, update=True)) == 0
+    args = gate_args(**options, tolerance="hole_l1=0.01")
+    with pytest.raises(UsageError, match="no per-image 'hole_l1' values"):
+        ci_gate.run(args)
