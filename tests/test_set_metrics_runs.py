@@ -23,6 +23,7 @@ from benchmark.records import RecordStore
 from benchmark.run.config import RunConfig
 from benchmark.run.plan import build_plan
 from benchmark.run.runner import run_benchmark
+from benchmark.run.set_metrics import entry_features
 from benchmark.tables import render_console
 
 SIZE = 40
@@ -139,6 +140,14 @@ def test_set_metrics_equal_the_library_and_resume_without_features(
         assert set(record["features"]) == {"pytorch-fid", "clean"}
         assert all(store.resolves(ref) for ref in record["features"].values())
     assert len(list((feature_cache / "real-features").glob("*.npy"))) == 2
+    # the run folder keeps the real features too: it alone can be compared
+    by_index = {
+        r["index"]: r for r in RecordStore(result.run_dir / "records.jsonl") if r["method"] == "ns"
+    }
+    real, fake = entry_features(
+        result.run_dir, result.leaderboard, by_index, list(range(COUNT)), "pytorch-fid"
+    )
+    assert fid(real, fake) == got["ns"]["fid"]["value"]
 
     def no_features(self, images, mode):
         raise AssertionError("features computed again")

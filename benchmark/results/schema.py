@@ -97,6 +97,8 @@ class Leaderboard(msgspec.Struct):
     config: dict[str, ConfigValue] = {}
     baseline: dict[str, Any] | None = None
     per_image: PerImage | None = None
+    #: feature mode -> the run folder's file of the real images' features (row = image index)
+    real_features: dict[str, str] | None = None
 
 
 class RunFile(msgspec.Struct):

@@ -351,7 +351,12 @@ def _set_metrics(
     """The set metrics of every table entry, from the records' stored features and the real
     images' (cached) features; not computed while the run is being interrupted (its features
     are kept: the next run computes them)."""
-    from benchmark.run.set_metrics import add_set_metrics, compute_real_features, set_metric_notes
+    from benchmark.run.set_metrics import (
+        add_set_metrics,
+        compute_real_features,
+        keep_real_features,
+        set_metric_notes,
+    )
 
     ctx = plan.context
     extra = ctx.extra_metrics
@@ -365,6 +370,7 @@ def _set_metrics(
     }
     real = compute_real_features(extra, ctx.dataset, plan.count, data, ctx.device)
     add_set_metrics(leaderboard, records, extra, run_dir, real)
+    leaderboard["real_features"] = keep_real_features(run_dir, real)
     sizes = [
         item["n"]
         for table in leaderboard["tables"]

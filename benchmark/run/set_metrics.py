@@ -86,6 +86,45 @@ def add_set_metrics(
             entry["set_metrics"] = set_values(extra.set_names, reals, fake)
 
 
+def keep_real_features(run_dir: Path, real: dict[str, np.ndarray]) -> dict[str, str]:
+    """Store the real images' features in the run folder too (row = image index), so the run
+    folder alone can be compared (``compare --metrics fid``); returns mode -> file."""
+    store = FeatureStore(run_dir)
+    return {
+        mode: store.write(mode, rows)[0].split("#")[0] for mode, rows in real.items() if len(rows)
+    }
+
+
+def entry_features(
+    run_dir: Path,
+    leaderboard: dict[str, Any],
+    records: dict[int, dict[str, Any]],
+    indices: list[int],
+    mode: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(real, fake)`` features of ``indices`` for one entry of a finished run folder
+    (``records``: the entry's successful records by image index), rows in that order.
+
+    Raises :class:`~benchmark.errors.DataError` when the run stored no features of ``mode``
+    (it was not asked for a set metric of that mode) or an image's features are missing.
+    """
+    from benchmark.errors import DataError
+
+    store = FeatureStore(run_dir)
+    real_file = (leaderboard.get("real_features") or {}).get(mode)
+    if not isinstance(real_file, str):
+        raise DataError(
+            f"{run_dir}: no stored real-image features of mode {mode!r} (run it with "
+            "--metrics fid, fid-clean or kid)"
+        )
+    try:
+        fake = store.rows([records[i]["features"][mode] for i in indices])
+    except (KeyError, TypeError):
+        raise DataError(f"{run_dir}: records without stored {mode!r} features") from None
+    real = store.rows([f"{real_file}#{i}" for i in indices])
+    return real, fake
+
+
 def compute_real_features(
     extra: ExtraMetrics, dataset: Any, count: int, data: dict[str, Any], device: Any
 ) -> dict[str, np.ndarray]:
