@@ -1,7 +1,7 @@
 """An outside plug-in package, installed as pip would install it, used through the command line.
 
-``tests/plugin_example`` is a complete plug-in package (a method, a mask family and a data set
-declared in its pyproject.toml). Installing it with pip into a fresh virtualenv would take
+``tests/plugin_example`` is a complete plug-in package (a method, a mask family, a data set and
+a metric declared in its pyproject.toml). Installing it with pip into a fresh virtualenv would take
 minutes, so the tests write the ``.dist-info`` record pip would write (its entry points read
 from the example's pyproject.toml) into a temporary folder on ``PYTHONPATH``; importlib.metadata
 then finds the package exactly as an installed one, in a subprocess the tests leave clean.
@@ -26,6 +26,7 @@ EXAMPLE = Path(__file__).resolve().parent / "plugin_example"
 PROJECT = tomllib.loads((EXAMPLE / "pyproject.toml").read_text())["project"]
 PACKAGE = f"{PROJECT['name']} {PROJECT['version']}"
 METHOD, MASK, DATASET = "example-row-fill", "example-stripes", "example-gradients"
+METRIC = "example-hole-rmse"
 
 BAD_PLUGINS = '''
 from benchmark.method import Method
@@ -69,12 +70,13 @@ def installed(tmp_path, fake_distribution):
     return cli
 
 
-def test_the_example_declares_all_three_entry_point_groups():
+def test_the_example_declares_all_four_entry_point_groups():
     groups = PROJECT["entry-points"]
     assert groups == {
         "benchmark.methods": {METHOD: "inpaint_plugin_example.method:RowFill"},
         "benchmark.masks": {MASK: "inpaint_plugin_example.masks:Stripes"},
         "benchmark.datasets": {DATASET: "inpaint_plugin_example.data:gradients"},
+        "benchmark.metrics": {METRIC: "inpaint_plugin_example.metrics:hole_rmse"},
     }
 
 
@@ -148,3 +150,51 @@ def test_colliding_broken_and_unbuildable_plugins_warn_in_one_line_and_all_skips
     lines = stderr.strip().splitlines()
     assert lines[-1].startswith("error: method 'abstract' of plug-in bad-plugins 0.3"), stderr
     assert "Traceback" not in stderr
+
+
+@pytest.mark.slow
+def test_an_installed_metric_is_checked_opt_in_shown_and_gated(installed, tmp_path):
+    code, stdout, stderr = installed("check", METRIC)
+    assert code == 0, stdout + stderr
+    assert stdout.strip().splitlines()[-1] == "5 passed, 0 failed"
+    assert f"PASS  metric {METRIC}: deterministic" in stdout
+
+    run = ("run", "--masks", "square", "--limit", "24", "--quiet", "--workers", "1")
+    code, _, stderr = installed(*run, "--methods", "telea,mean", "--out", "plain")
+    assert code == 0, stderr
+    records = (tmp_path / "plain" / "records.jsonl").read_text().splitlines()
+    assert records and all(METRIC not in json.loads(r) for r in records)  # opt-in: not asked
+
+    for methods, out in (("telea", "base"), ("mean", "new")):
+        code, stdout, stderr = installed(
+            *run, "--methods", methods, "--out", out, "--metrics", METRIC
+        )
+        assert code == 0, stderr
+        assert "hole RMSE" in stdout  # a column of the table, as asked
+        records = (tmp_path / out / "records.jsonl").read_text().splitlines()
+        assert all(0 <= json.loads(r)[METRIC] < 1 for r in records)
+        board = json.loads((tmp_path / out / "leaderboard.json").read_text())
+        assert board["tables"][0]["entries"][0]["metrics"][METRIC]["mean"] > 0
+
+    gate = ("--metrics", METRIC, "--tolerance-db", "100", "--tolerance-ssim", "1")
+    code, stdout, stderr = installed(
+        "compare", "base.json", "base", "--update", "--metrics", METRIC
+    )
+    assert code == 0, stderr
+    per_image = json.loads((tmp_path / "base.json").read_text())["per_image"]["square"]["telea"]
+    assert len(per_image[METRIC]) == 24  # the baseline embeds the gated plug-in metric
+    # the baseline's telea against the new run's mean, renamed: mean's hole RMSE is far higher
+    # (worse), and only the plug-in metric can fail (PSNR and SSIM tolerances are huge)
+    code, stdout, stderr = installed("compare", "base.json", "new", "--pair", "telea=mean", *gate)
+    assert code == 1, stdout + stderr
+    row = next(line for line in stdout.splitlines() if line.startswith("telea "))
+    assert "hole RMSE base" in stdout and row.endswith("▼ REGRESSION")
+    assert "0 hole RMSE (a rise: lower is better)" in stdout
+    # the other way round it is an improvement, and without --metrics it is not gated
+    code, stdout, stderr = installed("compare", "new", "base", "--pair", "mean=telea", *gate)
+    assert code == 0 and "▲ better" in stdout, stdout + stderr
+    code, stdout, stderr = installed("compare", "base", "new", "--pair", "telea=mean", *gate[2:])
+    assert code == 0 and "hole RMSE" not in stdout, stdout + stderr
+    # a run that did not measure it cannot be gated on it: one line, exit 2
+    code, stdout, stderr = installed("compare", "plain", "new", *gate)
+    assert code == 2 and f"did not measure '{METRIC}'" in stderr and "Traceback" not in stderr

@@ -1,5 +1,5 @@
 """An outside plug-in package for inpaint-bench, written from its README's "Write a plug-in".
 
 Nothing here registers itself on import: the entry points in pyproject.toml name the classes
-and the factory, and inpaint-bench loads them when they are asked for.
+and the factories, and inpaint-bench loads them when they are asked for.
 """
