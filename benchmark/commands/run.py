@@ -103,6 +103,23 @@ def _exit_if_threads_linger(code: int) -> None:
     os._exit(code)
 
 
+def _protocol_metrics_note(config) -> None:  # noqa: ANN001
+    """Name the metrics a protocol's paper reports that this run did not ask for."""
+    if config.protocol is None:
+        return
+    from benchmark.protocols.base import resolve
+
+    asked = set(config.metrics) | ({"lpips-alex"} if "lpips" in config.metrics else set())
+    missing = [m for m in resolve(config.protocol).reference_metrics if m not in asked]
+    if missing:
+        print(
+            f"note: protocol {config.protocol}'s paper also reports {', '.join(missing)}: add "
+            f"--metrics {','.join(missing)} (their weight files are looked up as "
+            "docs/guides/perceptual-metrics.md says)",
+            file=sys.stderr,
+        )
+
+
 def _run(args: argparse.Namespace) -> int:
     import time
 
@@ -139,6 +156,7 @@ def _run(args: argparse.Namespace) -> int:
                 "hole: an oracle (it has seen the answers), flagged in leaderboard.json",
                 file=sys.stderr,
             )
+    _protocol_metrics_note(config)
     if failures and args.strict:
         print("error: --strict: some images failed (see above); exit 1", file=sys.stderr)
         return 1

@@ -100,11 +100,13 @@ class Protocol:
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def requested_metrics(self, registered: set[str] | None = None) -> dict[str, bool]:
-        """Each reference metric and whether the harness measures it now (a registered metric)."""
+        """Each reference metric and whether the harness can measure it (a registered or a
+        perceptual metric, ``run --metrics``)."""
         if registered is None:
             from benchmark.metrics import METRICS
+            from benchmark.perceptual import PERCEPTUAL_METRICS
 
-            registered = set(METRICS.names())
+            registered = set(METRICS.names()) | set(PERCEPTUAL_METRICS)
         return {name: name in registered for name in self.reference_metrics}
 
 
