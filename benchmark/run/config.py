@@ -151,9 +151,10 @@ class RunConfig:
     )
     metrics: list[str] = option(
         factory=list,
-        help="comma-separated metrics to compute besides the pixel metrics, e.g. "
-        "lpips-alex,ms-ssim (python -m benchmark list metrics); default: the pixel metrics "
-        "only. Records keep every value: adding a metric measures only the records lacking it",
+        help="comma-separated metrics to compute besides the pixel metrics: per image "
+        "(lpips-alex, ms-ssim, installed plug-in metrics) or per table entry (fid, fid-clean, "
+        "kid, p-ids, u-ids); python -m benchmark list metrics. Default: the pixel metrics only. "
+        "Records keep every value: adding a metric measures only the records lacking it",
         role="selection",
         parse=_names,
         metavar="NAMES",
