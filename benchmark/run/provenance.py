@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import importlib.metadata
 import platform
 import subprocess
@@ -12,21 +13,29 @@ import benchmark
 from benchmark.registry import Registry
 
 
+def _version(distribution: str, module: str) -> str:
+    """The installed version of ``distribution`` from its metadata, without importing it (a
+    run that never uses kornia or scikit-image does not pay their 0.1-0.3 s of import); the
+    module's ``__version__`` where the metadata is missing."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return str(importlib.import_module(module).__version__)
+
+
 def versions() -> dict[str, str]:
-    import cv2
-    import kornia
+    import cv2  # these three every run imports anyway
     import numpy as np
-    import skimage
     import torch
 
     return {
         "inpaint-bench": benchmark.__version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "kornia": kornia.__version__,
+        "kornia": _version("kornia", "kornia"),
         "numpy": np.__version__,
         "opencv": cv2.__version__,
-        "scikit-image": skimage.__version__,
+        "scikit-image": _version("scikit-image", "skimage"),
     }
 
 
