@@ -292,7 +292,8 @@ def test_ctrl_c_stops_a_stuck_run_within_seconds_and_keeps_what_finished(tmp_pat
 
 
 def test_changed_metric_code_recomputes_instead_of_mixing(tmp_path):
-    """A metric whose code changes (same name) makes every record stale, not only new ones."""
+    """A plug-in metric whose code changes (same name) makes every record that holds it stale,
+    not only new ones."""
     import importlib.util
 
     from benchmark.metrics import METRICS, Metric
@@ -311,11 +312,11 @@ def test_changed_metric_code_recomputes_instead_of_mixing(tmp_path):
 
     register(1.0)
     try:
-        first = run(tmp_path)
-        again = run(tmp_path)
+        first = run(tmp_path, metrics=["test-const"])
+        again = run(tmp_path, metrics=["test-const"])
         METRICS.remove("test-const")
         register(2.0)
-        changed = run(tmp_path)
+        changed = run(tmp_path, metrics=["test-const"])
     finally:
         METRICS.remove("test-const")
     assert first.computed == 12 and again.reused == 12 and again.computed == 0
