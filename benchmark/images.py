@@ -119,15 +119,21 @@ def check_pixels(width: int, height: int, where: str) -> None:
 def header_size(source: str | Path | bytes, where: str) -> tuple[int, int] | None:
     """``(width, height)`` of an image from its header alone, checked against the limit.
 
-    ``source`` is a file path or the file's bytes. Returns None when Pillow cannot read the
-    header (the caller checks the decoded image instead); an image above the limit is a
+    ``source`` is a file path or the file's bytes. A PNG's size comes from its IHDR chunk,
+    any other format's from Pillow. Returns None when Pillow cannot read the header (the
+    caller checks the decoded image instead); an image above the limit is a
     :class:`DataError` starting with ``where``, before anything is decoded.
     """
     import io
 
+    data = isinstance(source, (bytes, bytearray, memoryview))
+    size = _png_size(bytes(source[:24]) if data else _head(source))
+    if size is not None and size[0] * size[1] <= max_pixels():
+        return size  # a PNG within the limit, from its IHDR (Pillow's open takes 0.25 ms)
+
     from PIL import Image
 
-    handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+    handle = io.BytesIO(source) if data else source
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -145,6 +151,31 @@ def header_size(source: str | Path | bytes, where: str) -> tuple[int, int] | Non
         return None
     check_pixels(width, height, where)
     return width, height
+
+
+_PNG_START = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR"
+
+
+def _png_size(head: bytes) -> tuple[int, int] | None:
+    """``(width, height)`` from the first 24 bytes of a PNG file (its IHDR chunk), else None.
+
+    >>> _png_size(_PNG_START + (640).to_bytes(4, "big") + (480).to_bytes(4, "big"))
+    (640, 480)
+    >>> _png_size(b"GIF89a" + bytes(18)) is None
+    True
+    """
+    if len(head) < 24 or not head.startswith(_PNG_START):
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def _head(path: str | Path) -> bytes:
+    """The first 24 bytes of a file (fewer when it is shorter or unreadable)."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(24)
+    except OSError:
+        return b""
 
 
 def decode(data: bytes | np.ndarray, flags: int, where: str) -> np.ndarray | None:

@@ -319,17 +319,18 @@ class FolderDataset(Dataset):
         relative = path.relative_to(self.root).as_posix()
         where = f"folder '{self.label}': image '{relative}'"
         try:
-            encoded = np.fromfile(path, dtype=np.uint8)
+            encoded = path.read_bytes()
         except OSError as exc:
             raise DataError(
                 f"folder '{self.label}': cannot read image '{relative}' ({exc.strerror or exc})"
             ) from exc
-        header_size(encoded.tobytes(), where)  # the limit, before any decoding
-        if encoded[:3].tobytes() == _JPEG_MAGIC:
-            problem = check_jpeg(encoded.tobytes())
+        if encoded[:3] == _JPEG_MAGIC:
+            header_size(encoded, where)  # the limit, before the check decodes
+            problem = check_jpeg(encoded)
             if problem is not None:
                 raise DataError(f"{where} {problem}")
-        # IMREAD_COLOR gives 8-bit BGR: alpha dropped, grey repeated, 16-bit scaled, EXIF applied.
+        # IMREAD_COLOR gives 8-bit BGR: alpha dropped, grey repeated, 16-bit scaled, EXIF applied;
+        # decode checks the limit from the header before decoding
         image = decode(encoded, cv2.IMREAD_COLOR, where)
         if image is None:
             raise DataError(
