@@ -996,10 +996,14 @@ def test_metric_tolerances_default_and_from_the_command_line(tmp_path, capsys):
     baseline, new = lpips_sides(tmp_path, 0.0008, 0.0002)  # significant, within 0.001
     assert gate(baseline, new, "--metrics", "lpips") == 0  # the alias of lpips-alex
     assert line_of(capsys.readouterr().out, "a").endswith("worse, within tolerance")
-    assert gate(baseline, new, "--metrics", "lpips-alex", "--tolerance", "lpips-alex=0.0005") == 1
+    assert gate(baseline, new, "--metrics", "lpips-alex", "--tolerance", "lpips=0.0005") == 1
     assert gate(baseline, new, "--metrics", "lpips-alex", "--tolerance", "lpips-alex=0.01") == 0
-    # --tolerance psnr=X is --tolerance-db X
-    assert gate(baseline, new, "--tolerance", "psnr=0.1", "--tolerance", "ssim=0.01") == 0
+    # --tolerance psnr=X is --tolerance-db X: a significant 0.03 dB drop fails below 0.03
+    values = {("square", "a"): psnr_values(2)}
+    (tmp_path / "p").mkdir()
+    base = baseline_from(tmp_path / "p", values)
+    drop = fake_run(tmp_path / "p" / "new", {("square", "a"): values[("square", "a")] - 0.03})
+    assert gate(base, drop) == 0 and gate(base, drop, "--tolerance", "psnr=0.02") == 1
 
 
 @pytest.mark.parametrize(

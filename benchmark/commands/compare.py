@@ -1,22 +1,25 @@
 """``python -m benchmark compare BASELINE NEW``: the regression gate between two leaderboards.
 
 BASELINE is a baseline file written by ``--update`` (or a run directory); NEW is a run
-directory (or a baseline file). For every mask and method the gate shows the mean PSNR and SSIM
-of both sides on the images both measured, their difference with its interval and p-value, the
-number of broken images, and a marker, and exits
+directory (or a baseline file). For every mask and method the gate shows, per gated metric (PSNR,
+SSIM and those of ``--metrics``: :mod:`benchmark.commands.gate_rules`), the means of both sides
+on the images both measured, their difference with its interval and p-value, the number of
+broken images, and a marker, and exits
 
 - **0**: no regression;
-- **1**: a regression, and only then: a method/mask pair got worse by more than the tolerance
-  (``--tolerance-db``, ``--tolerance-ssim``) **and** the drop is significant after Holm's
+- **1**: a regression, and only then: a method/mask pair got worse in a gated metric (in its
+  own direction) by more than the tolerance (``--tolerance-db``, ``--tolerance-ssim``,
+  ``--tolerance METRIC=VALUE``) **and** the change is significant after Holm's
   correction over every comparison of the gate, or it failed more images than before, or it no
   longer measures an image the baseline measured, or (``--max-broken N``) more than N of its
   images got worse by more than ``--broken-db`` / ``--broken-ssim``;
 - **2**: the gate cannot decide, and **fails closed**: a missing, unreadable or malformed file;
   per-image values missing, NaN or inconsistent with the leaderboard on either side (a baseline
   without a ``per_image`` section, a run folder without ``records.jsonl`` or ``run.json``, an
-  unfinished run); different data or configurations (data set content, masks, image size,
-  split, seed, protocol, number of images: :mod:`benchmark.commands.compare_data`; accepted,
-  and said, with ``--allow-data-change``); an empty or partial baseline (no tables, a table
+  unfinished run, a gated metric either side did not measure); different data or
+  configurations (data set content, masks, image size, split, seed, protocol, number of
+  images: :mod:`benchmark.commands.compare_data`; accepted, and said, with
+  ``--allow-data-change``); an empty or partial baseline (no tables, a table
   without entries, an entry that does not cover every image) unless ``--allow-missing``;
   baseline entries missing from NEW unless ``--allow-missing``; nothing compared at all; with
   ``--fail-inconclusive``, a comparison its images cannot decide.
@@ -34,11 +37,11 @@ difference that is not significant is ``ok`` when its interval lies inside the t
 ``inconclusive`` (with the images that would decide it) when it reaches beyond. A run directory
 supplies its per-image values from ``records.jsonl`` (the records of the exact method version
 its leaderboard reports). A committed baseline has no records, so ``--update`` embeds them:
-``per_image[mask][method] = {"psnr": [...], "ssim": [...]}``, one value per image index
-(``null`` = not measured: the image failed), rounded to 4 decimals (1e-4 dB, 1e-4 SSIM: far
-below both tolerances). Both sides are compared at that precision, so an unchanged method
-differs by exactly 0. There is no unpaired fallback: without per-image values on both sides
-the gate exits 2.
+``per_image[mask][method] = {"psnr": [...], "ssim": [...], ...}`` for every gated metric, one
+value per image index (``null`` = not measured: the image failed), rounded to 4 decimals (1e-4
+dB, 1e-4 SSIM: far below both tolerances). Both sides are compared at that precision, so an
+unchanged method differs by exactly 0. There is no unpaired fallback: without per-image values
+on both sides the gate exits 2.
 
 ``--update`` deliberately rewrites BASELINE from NEW (a complete run directory), atomically,
 with the package version, the run command that reproduces it, the command that wrote it, and

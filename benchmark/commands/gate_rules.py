@@ -55,8 +55,8 @@ SSIM = GatedMetric("ssim", "SSIM", 4, True, DEFAULT_TOLERANCE_SSIM, DEFAULT_BROK
 DEFAULT_METRICS = (PSNR, SSIM)
 
 
-def _perceptual(name: str, given: str) -> GatedMetric | None:
-    """A per-image perceptual metric (or its alias) as a gated metric; None if not one."""
+def canonical(name: str) -> str:
+    """``name`` with a perceptual metric's alias resolved (``lpips`` -> ``lpips-alex``)."""
     from benchmark.perceptual import PERCEPTUAL_METRICS
 
     aliases = {
@@ -64,7 +64,14 @@ def _perceptual(name: str, given: str) -> GatedMetric | None:
         for canonical, info in PERCEPTUAL_METRICS.items()
         for alias in tuple(info.get("aliases") or ())  # type: ignore[arg-type]
     }
-    name = aliases.get(name, name)
+    return aliases.get(name.strip(), name.strip())
+
+
+def _perceptual(name: str, given: str) -> GatedMetric | None:
+    """A per-image perceptual metric (or its alias) as a gated metric; None if not one."""
+    from benchmark.perceptual import PERCEPTUAL_METRICS
+
+    name = canonical(name)
     info = PERCEPTUAL_METRICS.get(name)
     if info is None:
         return None
@@ -144,11 +151,12 @@ def gated_metrics(names: Sequence[str] = ()) -> tuple[GatedMetric, ...]:
 
 
 def parse_tolerances(texts: Sequence[str]) -> dict[str, float]:
-    """``--tolerance METRIC=VALUE`` options -> ``{metric: value}`` (one-line errors)."""
+    """``--tolerance METRIC=VALUE`` options -> ``{metric: value}`` (aliases resolved; one-line
+    errors)."""
     tolerances: dict[str, float] = {}
     for text in texts:
         name, sep, value = text.partition("=")
-        name = name.strip()
+        name = canonical(name) if name.strip() else ""
         try:
             number = float(value)
         except ValueError:
