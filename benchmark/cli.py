@@ -43,7 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("listing", "list registered methods, masks, data sets and metrics"),
     "check": (
         "check",
-        "run the contract checks on methods, masks or data sets (plug-ins included)",
+        "run the contract checks on methods, masks, data sets or metrics (plug-ins included)",
     ),
     "run": ("run", "evaluate methods on masks and print leaderboards"),
     "train": (

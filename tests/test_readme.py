@@ -25,6 +25,8 @@ from benchmark.cli import build_parser
 from benchmark.datasets import DATASETS
 from benchmark.masking import MASKS
 from benchmark.method import METHODS
+from benchmark.metrics import METRICS
+from benchmark.perceptual import PERCEPTUAL_METRICS
 from benchmark.registry import Registry, parse_spec, split_specs
 from benchmark.run.config import RunConfig
 from benchmark.run.runner import run_benchmark
@@ -44,6 +46,7 @@ EXAMPLE_NAMES = {
     "example-row-fill",
     "example-stripes",
     "example-gradients",
+    "example-hole-rmse",
     "nan-above-15",
     "nan-above-20",
 }
@@ -159,7 +162,8 @@ def test_every_benchmark_command_parses_and_names_real_entries(page):
             for text in args.names:
                 name = parse_spec(text).name
                 if name not in EXAMPLE_NAMES:
-                    assert any(name in r for r in (METHODS, MASKS, DATASETS)), where
+                    kinds = (METHODS, MASKS, DATASETS, METRICS, PERCEPTUAL_METRICS)
+                    assert any(name in r for r in kinds), where
 
 
 def test_the_command_extractor_reads_shell_lines(tmp_path):
