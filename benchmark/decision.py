@@ -198,6 +198,11 @@ def _small(counts: np.ndarray) -> np.ndarray:
     return counts.astype(np.min_scalar_type(int(counts.max()) if counts.size else 0))
 
 
+def _tail(resamples: int) -> np.ndarray:
+    """Per count ``c`` (0..B) of resamples beyond 0, the percentile level ``2 (c + 1) / (B + 1)``."""
+    return np.minimum(1.0, 2.0 * (np.arange(resamples + 1.0) + 1.0) / (resamples + 1.0))
+
+
 @lru_cache(maxsize=64)
 def _levels(n: int, resamples: int, alpha: float) -> tuple[np.ndarray, int]:
     """``(p_of_count, k)``: the p-value for each count ``c`` (0..B) of resample means on the
@@ -209,8 +214,7 @@ def _levels(n: int, resamples: int, alpha: float) -> tuple[np.ndarray, int]:
     """
     from scipy.special import ndtri, stdtr
 
-    counts = np.arange(resamples + 1, dtype=np.float64)
-    tail = np.minimum(1.0, 2.0 * (counts + 1.0) / (resamples + 1.0))  # percentile level reached
+    tail = _tail(resamples)  # percentile level reached
     if n < 2:
         p = np.ones_like(tail)
     else:  # undo the expansion: percentile level -> the alpha whose expanded level it is
@@ -312,7 +316,7 @@ def decide_pairs(
 
 
 def decide_family(
-    differences: Sequence[np.ndarray],
+    differences: Sequence[Any],
     tolerance: float | Sequence[float] = 0.0,
     broken_at: float | Sequence[float] = math.inf,
     alpha: float = ALPHA,
@@ -322,43 +326,56 @@ def decide_family(
     wilcoxon: bool = True,
     counts: ResampleCounts | None = None,
 ) -> list[Decision]:
-    """Decisions on a family of comparisons (each its own per-image differences) with Holm's
-    correction at family-wise error ``alpha``.
+    """Decisions on a family of comparisons (each its own per-image differences, or a set
+    metric's :class:`~benchmark.decision_sets.Replicated` difference) with Holm's correction at
+    family-wise error ``alpha``.
 
     Each decision's interval is at the level Holm tested it at: ``alpha / (m - i)`` for the
     ``i``-th smallest p-value (0-based), and, for the entries after Holm stopped, the level of
     the step where it stopped. Its ``alpha`` is that level, its ``p`` the bootstrap p-value
     and ``p_adjusted`` Holm's: significant iff the interval excludes 0 iff ``p < alpha`` iff
     ``p_adjusted`` is below the family's ``alpha``, by construction. Comparisons with the same
-    number of images share one resampling.
+    number of images share one resampling; a ``Replicated`` member brings its own resamples.
     """
     _check_alpha(alpha)
-    columns = [np.asarray(d, dtype=np.float64).reshape(-1) for d in differences]
+    members = list(differences)
+    sets = {j: m for j, m in enumerate(members) if hasattr(m, "replicates")}  # Replicated
+    columns = [np.zeros(0) if j in sets else np.asarray(d, dtype=np.float64).reshape(-1)
+               for j, d in enumerate(members)]  # fmt: skip
     tolerances = _per_pair(tolerance, len(columns), "tolerance")
     broken = _per_pair(broken_at, len(columns), "broken_at")
     sums: dict[int, tuple[np.ndarray, float]] = {}  # column -> (resample sums, grid unit)
     for n in {len(c) for c in columns if len(c) >= 2}:
-        members = [j for j, c in enumerate(columns) if len(c) == n]
-        q, unit = to_grid(_matrix(np.column_stack([columns[j] for j in members]), "differences"))
+        members_n = [j for j, c in enumerate(columns) if len(c) == n]
+        q, unit = to_grid(_matrix(np.column_stack([columns[j] for j in members_n]), "differences"))
         resampled = resample_sums(q, resamples, seed, counts)
-        sums.update({j: (resampled[:, i], unit) for i, j in enumerate(members)})
+        sums.update({j: (resampled[:, i], unit) for i, j in enumerate(members_n)})
+    sums.update({j: (m.checked(), 1.0) for j, m in sets.items() if m.decidable})
     far = [
         int(_far(sums[j][0][:, None])[0]) if j in sums else resamples for j in range(len(columns))
     ]
-    p = [float(_levels(len(c), resamples, alpha)[0][f]) if j in sums else 1.0
-         for j, (c, f) in enumerate(zip(columns, far))]  # fmt: skip
+
+    def levels_of(j: int, level: float) -> tuple[np.ndarray, int]:
+        return sets[j].levels(level) if j in sets else _levels(len(columns[j]), resamples, level)
+
+    p = [float(levels_of(j, alpha)[0][far[j]]) if j in sums else 1.0 for j in range(len(columns))]
     adjusted, levels = holm_adjusted(p), holm_levels(p, alpha)
     decisions = []
     for j, column in enumerate(columns):
         bounds = (-math.inf, math.inf)
-        k = _levels(len(column), resamples, levels[j])[1] if j in sums else -1
+        k = levels_of(j, levels[j])[1] if j in sums else -1
         if k >= 0:
             raw, unit = sums[j]
-            low, high = _bounds(raw[:, None], k)[:, 0]
-            bounds = (float(low) * unit / len(column), float(high) * unit / len(column))
-        test = wilcoxon_p(column) if wilcoxon and len(column) else None
-        decision = _decision(column, bounds, p[j], tolerances[j], broken[j], levels[j],
-                             resamples, higher_is_better, test)  # fmt: skip
+            low, high = _bounds(raw[:, None], k)[:, 0] * unit / (1 if j in sets else len(column))
+            bounds = (float(low), float(high))
+        if j in sets:
+            decision = _decided(float(sets[j].difference), sets[j].n, 0, bounds, p[j],
+                                tolerances[j], broken[j], levels[j], len(sets[j].replicates),
+                                higher_is_better, None)  # fmt: skip
+        else:
+            test = wilcoxon_p(column) if wilcoxon and len(column) else None
+            decision = _decision(column, bounds, p[j], tolerances[j], broken[j], levels[j],
+                                 resamples, higher_is_better, test)  # fmt: skip
         decisions.append(
             replace(decision, p_is_bound=j in sums and far[j] == 0, p_adjusted=adjusted[j])
         )
@@ -406,23 +423,23 @@ def _bounds(sums: np.ndarray, k: int) -> np.ndarray:
     return np.partition(sums, [k, last], axis=0)[[k, last]]
 
 
-def _decision(
-    differences: np.ndarray,
-    bounds: tuple[float, float],
-    p: float,
-    tolerance: float,
-    broken_at: float,
-    alpha: float,
-    resamples: int,
-    higher_is_better: bool,
-    wilcoxon: float | None,
-) -> Decision:
+def _decision(differences: np.ndarray, bounds: tuple[float, float], p: float, tolerance: float,
+              broken_at: float, alpha: float, resamples: int, higher_is_better: bool,
+              wilcoxon: float | None) -> Decision:  # fmt: skip
     n = len(differences)
-    ci_low, ci_high = (float(b) for b in bounds)
-    significant = p < alpha  # == the interval excludes 0, by construction (see _levels)
     mean = float(np.mean(differences)) if n else math.nan
     worse_side = -differences if higher_is_better else differences
     n_broken = int(np.count_nonzero(worse_side > broken_at))
+    return _decided(mean, n, n_broken, bounds, p, tolerance, broken_at, alpha, resamples,
+                    higher_is_better, wilcoxon)  # fmt: skip
+
+
+def _decided(mean: float, n: int, n_broken: int, bounds: tuple[float, float], p: float,
+             tolerance: float, broken_at: float, alpha: float, resamples: int,
+             higher_is_better: bool, wilcoxon: float | None) -> Decision:  # fmt: skip
+    """The verdict of a difference ``mean`` over ``n`` images from its interval and p-value."""
+    ci_low, ci_high = (float(b) for b in bounds)
+    significant = p < alpha  # == the interval excludes 0, by construction (see _levels)
     needed = None
     if significant:
         up = (ci_low > 0) == higher_is_better
