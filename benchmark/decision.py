@@ -199,7 +199,7 @@ def _small(counts: np.ndarray) -> np.ndarray:
 
 
 def _tail(resamples: int) -> np.ndarray:
-    """Per count ``c`` (0..B) of resamples beyond 0, the percentile level ``2 (c + 1) / (B + 1)``."""
+    """Per count ``c`` (0..B) of resamples beyond 0, its level ``2 (c + 1) / (B + 1)``."""
     return np.minimum(1.0, 2.0 * (np.arange(resamples + 1.0) + 1.0) / (resamples + 1.0))
 
 

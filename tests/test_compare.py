@@ -1010,7 +1010,8 @@ def test_metric_tolerances_default_and_from_the_command_line(tmp_path, capsys):
     "options, match",
     [
         (["--metrics", "mask_ratio"], "mask_ratio is descriptive"),
-        (["--metrics", "fid"], "a per-set metric"),
+        (["--metrics", "p-ids"], "P-IDS and U-IDS would need an SVM fit per resample"),
+        (["--metrics", "fid"], "stored no 'pytorch-fid' Inception features"),
         (["--metrics", "lpips-alx"], "unknown metric 'lpips-alx' in --metrics; did you mean"),
         (["--tolerance", "hole_l1=0.1"], "not a metric this gate decides on"),
         (["--tolerance", "lpips-alex"], "--tolerance takes METRIC=VALUE"),

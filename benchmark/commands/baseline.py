@@ -24,8 +24,13 @@ PER_IMAGE_DECIMALS = 4
 def baseline_from(
     side: Side, update_command: str, metrics: Sequence[str] = tuple(GATED_METRICS)
 ) -> dict[str, Any]:
-    """A baseline: NEW's leaderboard, its per-image values of ``metrics`` (the gated ones)
-    and where it came from."""
+    """A baseline: NEW's leaderboard, its per-image values of ``metrics`` (the gated ones),
+    the bootstrap replicates of its gated set metrics (``per_set``:
+    :mod:`benchmark.commands.set_gate`) and where it came from."""
+    from benchmark.perceptual.selection import SET_TABLE
+
+    set_metrics = [m for m in metrics if m in SET_TABLE]
+    metrics = [m for m in metrics if m not in SET_TABLE]
     if side.series is None or side.run is None:
         raise UsageError(
             f"--update needs a run directory with run.json and records.jsonl as NEW, "
@@ -61,8 +66,14 @@ def baseline_from(
                 arrays[metric] = values
             per_image.setdefault(table["mask"], {})[entry["method"]] = arrays
     run = side.run
+    per_set = {}
+    if set_metrics:
+        from benchmark.commands.set_gate import per_set_section
+
+        per_set = {"per_set": per_set_section(side, set_metrics)}
+    board = {k: v for k, v in side.leaderboard.items() if k != "real_features"}  # the run's files
     return {
-        **side.leaderboard,
+        **board,
         "baseline": {
             "version": benchmark.__version__,
             "command": command_line(run.get("config") or {}),
@@ -84,6 +95,7 @@ def baseline_from(
             },
         },
         "per_image": per_image,
+        **per_set,
     }
 
 
@@ -104,7 +116,7 @@ def baseline_text(baseline: dict[str, Any]) -> str:
             return token
         return node
 
-    body = {k: (compact(v) if k == "per_image" else v) for k, v in baseline.items()}
+    body = {k: (compact(v) if k in ("per_image", "per_set") else v) for k, v in baseline.items()}
     text = json.dumps(finite(body), indent=2, ensure_ascii=False)
     for token, array in arrays.items():
         text = text.replace(f'"{token}"', array, 1)

@@ -73,6 +73,7 @@ from benchmark.commands.gate_rules import (
     gated_metrics,
     rule_options,
 )
+from benchmark.commands.set_gate import SetPair, set_pair
 from benchmark.commands.sides import (
     Side,
     baseline_gaps,
@@ -203,7 +204,9 @@ def compare_sides(base: Side, new: Side, rules: Rules | None = None) -> list[Ent
 
     Both sides must hold per-image values of every entry (:func:`load_side` makes sure). Every
     metric of every compared entry is one member of the family that Holm's correction covers
-    (:func:`benchmark.decision.decide_family`). When neither side measured any image of an
+    (:func:`benchmark.decision.decide_family`); a set metric (FID, KID) is decided on its
+    paired bootstrap replicates over the baseline's images
+    (:mod:`benchmark.commands.set_gate`). When neither side measured any image of an
     entry the metric is "same"; when only the baseline did, it fails closed (a regression).
     Each metric is decided in its own direction: a lower-is-better metric's change for the
     worse is a rise. The printed change and interval stay NEW − BASELINE.
@@ -216,8 +219,8 @@ def compare_sides(base: Side, new: Side, rules: Rules | None = None) -> list[Ent
         if new_entry is None:
             results.append(EntryComparison(*key, "missing"))
             continue
-        base_series = _series_of(base, key, rules.names)
-        new_series = _series_of(new, key, rules.names)
+        base_series = _series_of(base, key, rules.image_names)
+        new_series = _series_of(new, key, rules.image_names)
         row = EntryComparison(
             *key,
             "compared",
@@ -227,31 +230,44 @@ def compare_sides(base: Side, new: Side, rules: Rules | None = None) -> list[Ent
             new_entry=new_entry,
             max_broken=rules.max_broken,
         )
-        for metric in rules.names:
+        for metric in rules.image_names:
             before, after = paired_values(base_series, new_series, metric)
             if len(before):
-                family.append((row, metric, before, after))
+                family.append((row, metric, after - before, before.mean(), after.mean()))
             else:  # nothing paired: fail closed when the baseline had images
                 unmeasurable = len(base_series["index"]) > 0
                 row.metrics[metric] = MetricDelta(None, None, None, regression=unmeasurable)
+        for metric in rules.set_names:  # on the baseline's images: see set_gate
+            pair = set_pair(base, new, key, metric)
+            if pair is not None and pair.new is not None:
+                family.append((row, metric, pair, pair.base.value, pair.new.value))
+            else:  # no image, or NEW lost some of the baseline's: fail closed when it had any
+                row.metrics[metric] = MetricDelta(None, None, None, regression=pair is not None)
         results.append(row)
-    signs = [1.0 if rules.metric(metric).higher_is_better else -1.0 for _, metric, _, _ in family]
+    signs = [1.0 if rules.metric(metric).higher_is_better else -1.0 for _, metric, *_ in family]
     decisions = decide_family(  # on the improvement: NEW − BASELINE, or its opposite
-        [(after - before) * sign for (_, _, before, after), sign in zip(family, signs)],
-        tolerance=[rules.tolerance(metric) for _, metric, _, _ in family],
-        broken_at=[rules.broken_at(metric) for _, metric, _, _ in family],
+        [
+            change.difference(sign) if isinstance(change, SetPair) else change * sign
+            for (_, _, change, _, _), sign in zip(family, signs)
+        ],
+        tolerance=[rules.tolerance(metric) for _, metric, *_ in family],
+        broken_at=[rules.broken_at(metric) for _, metric, *_ in family],
         alpha=rules.alpha,
         counts=ResampleCounts(),
     )
-    for (row, metric, before, after), decision, sign in zip(family, decisions, signs):
+    for (row, metric, _, before, after), decision, sign in zip(family, decisions, signs):
         drop = decision.significant and decision.difference < -rules.tolerance(metric)
         row.metrics[metric] = MetricDelta(
-            float(before.mean()), float(after.mean()), _as_change(decision, sign), drop
+            _float(before), _float(after), _as_change(decision, sign), drop
         )
     for key, new_entry in new_entries.items():
         if key not in base_entries:
             results.append(EntryComparison(*key, "new", new_entry=new_entry))
     return results
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _as_change(decision: Decision, sign: float) -> Decision:

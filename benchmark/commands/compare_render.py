@@ -95,8 +95,24 @@ def explanation(results: list[EntryComparison], rules: Rules) -> str:
             + ("" if metric.higher_is_better else " (a rise: lower is better)")
             for metric in rules.metrics
         )
+    sets = [rules.metric(name).label for name in rules.set_names]
+    resamples = {
+        d.decision.resamples
+        for r in results
+        for name, d in r.metrics.items()
+        if name in rules.set_names and d.decision is not None
+    }
+    set_note = (
+        f" ({', '.join(sets)}: NEW − BASELINE of the set values on the baseline's images, CI "
+        "and p from the paired bootstrap of those images"
+        + "".join(f", {b:,} resamples" for b in sorted(resamples)[:1])
+        + ")"
+        if sets
+        else ""
+    )
     return (
-        "Δ = NEW − BASELINE, mean over the images both measured; CI = its bootstrap confidence "
+        f"Δ = NEW − BASELINE, mean over the images both measured{set_note}; CI = its bootstrap "
+        "confidence "
         f"interval at the level Holm's correction tested it ({len(decided)} comparisons, "
         f"family-wise α = {rules.alpha:g}); p = Holm-adjusted bootstrap p, below {rules.alpha:g} "
         "exactly when the CI excludes 0; broken = images worse by more than "

@@ -6,12 +6,15 @@ directions and tolerances, and the command-line options that set them (``compare
 metrics: a pixel or plug-in metric of :data:`benchmark.metrics.METRICS` or a per-image
 perceptual metric of :data:`benchmark.perceptual.PERCEPTUAL_METRICS`. Each metric's direction
 comes from its definition (``Metric.higher_is_better``, or the perceptual metric's
-``direction``); a descriptive metric (``mask_ratio``: no better direction) and a per-set metric
-(FID: no per-image values to pair) are refused in one line.
+``direction``); a descriptive metric (``mask_ratio``: no better direction) is refused in one
+line. The set metrics FID, fid-clean and KID are gated per entry through a paired bootstrap
+over images (:mod:`benchmark.commands.set_gate`); P-IDS and U-IDS are refused (an SVM fit per
+resample).
 
 **Tolerances.** The largest change for the worse that never fails: :data:`TOLERANCES`
 (``--tolerance-db`` and ``--tolerance-ssim`` for PSNR and SSIM, ``--tolerance METRIC=VALUE``
-for any gated metric); a metric without a default (a plug-in) has 0 unless given.
+for any gated metric); a set metric's is one unit of the last decimal the tables print it with
+(:data:`SET_TOLERANCES`); a metric without a default (a plug-in) has 0 unless given.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ DEFAULT_TOLERANCE_DB = TOLERANCES["psnr"]
 DEFAULT_TOLERANCE_SSIM = TOLERANCES["ssim"]
 DEFAULT_BROKEN_DB = BROKEN_AT["psnr"]
 DEFAULT_BROKEN_SSIM = BROKEN_AT["ssim"]
+#: Default tolerances of the gateable set metrics: one unit of the last decimal the tables
+#: print (FID 2 decimals, KID 4), the smallest change a reader of the tables can see.
+SET_TOLERANCES = {"fid": 0.01, "fid-clean": 0.01, "kid": 0.0001}
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,7 @@ class GatedMetric:
     tolerance: float = 0.0  # default: the largest change for the worse that never fails
     broken_at: float = math.inf  # an image is broken when it got worse by more (inf: not counted)
     unit: str = ""  # " dB" for PSNR: how tolerances are written under the tables
+    per_set: bool = False  # a set metric (FID, KID): decided on a bootstrap over images
 
     def amount(self, value: float) -> str:
         """``0.05 dB PSNR``, ``0.001 LPIPS-alex``."""
@@ -76,10 +83,7 @@ def _perceptual(name: str, given: str) -> GatedMetric | None:
     if info is None:
         return None
     if info["kind"] != "image":
-        raise UsageError(
-            f"--metrics {given}: a per-set metric has no per-image values to pair, and the gate "
-            "decides image by image; gate a per-image metric (python -m benchmark list metrics)"
-        )
+        return _set_metric(name, given)
     from benchmark.perceptual.selection import TABLE
 
     label, _, decimals = TABLE.get(name, (name, True, 4))
@@ -91,6 +95,21 @@ def _perceptual(name: str, given: str) -> GatedMetric | None:
         TOLERANCES.get(name, 0.0),
         BROKEN_AT.get(name, math.inf),
     )
+
+
+def _set_metric(name: str, given: str) -> GatedMetric:
+    """A gateable set metric (FID, fid-clean, KID); P-IDS and U-IDS are one UsageError."""
+    from benchmark.perceptual.selection import SET_TABLE
+    from benchmark.perceptual.set_bootstrap import GATEABLE
+
+    if name not in GATEABLE:
+        raise UsageError(
+            f"--metrics {given}: among the set metrics the gate decides on "
+            f"{', '.join(GATEABLE)} (a bootstrap over images); P-IDS and U-IDS would need an "
+            "SVM fit per resample"
+        )
+    label, higher, decimals = SET_TABLE[name]
+    return GatedMetric(name, label, decimals, higher, SET_TOLERANCES[name], per_set=True)
 
 
 def gated_metric(given: str) -> GatedMetric:
@@ -187,6 +206,16 @@ class Rules:
     def names(self) -> list[str]:
         return [m.name for m in self.metrics]
 
+    @property
+    def image_names(self) -> list[str]:
+        """The gated per-image metrics (PSNR, SSIM first)."""
+        return [m.name for m in self.metrics if not m.per_set]
+
+    @property
+    def set_names(self) -> list[str]:
+        """The gated set metrics (FID, fid-clean, KID)."""
+        return [m.name for m in self.metrics if m.per_set]
+
     def metric(self, name: str) -> GatedMetric:
         return next(m for m in self.metrics if m.name == name)
 
@@ -247,7 +276,7 @@ def add_rule_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="METRIC=VALUE",
         help="largest change for the worse of a gated metric that never fails (repeatable; "
-        "defaults: LPIPS and MS-SSIM 0.001, a plug-in metric 0)",
+        "defaults: LPIPS and MS-SSIM 0.001, FID 0.01, KID 0.0001, a plug-in metric 0)",
     )
     parser.add_argument(
         "--broken-db",

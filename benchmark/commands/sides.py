@@ -40,6 +40,10 @@ class Side:
     leaderboard: dict[str, Any]
     series: dict[tuple[str, str], Series] | None = None  # (mask, method) -> per-image values
     run: dict[str, Any] | None = None  # run.json (or the run information of a baseline)
+    #: gated set metrics: a baseline's ``per_set`` samples, or a run folder's records (with
+    #: their feature references) by entry and image index (:mod:`benchmark.commands.set_gate`)
+    sets: dict[tuple[str, str], dict[str, Any]] | None = None
+    records: dict[tuple[str, str], dict[int, dict[str, Any]]] | None = None
 
     @property
     def config(self) -> dict[str, Any]:
@@ -59,9 +63,22 @@ def load_side(path: str | Path, what: str, metrics: Sequence[str] = tuple(GATED_
 
     Any problem (missing or corrupt file, no per-image values, a metric it did not measure,
     NaN values, counts that do not match the leaderboard) is a :class:`DataError` naming the
-    file.
+    file. Set metrics among ``metrics`` (FID, KID) are checked and attached by
+    :func:`benchmark.commands.set_gate.attach_sets`.
     """
-    path = Path(path)
+    from benchmark.perceptual.selection import SET_TABLE
+
+    sets = [m for m in metrics if m in SET_TABLE]
+    side = _load_side(Path(path), what, [m for m in metrics if m not in SET_TABLE])
+    if sets:
+        from benchmark.commands.set_gate import attach_sets
+
+        attach_sets(side, sets)
+    return side
+
+
+def _load_side(path: Path, what: str, metrics: Sequence[str]) -> Side:
+    """:func:`load_side` for per-image ``metrics``."""
     if path.is_dir():
         board_path = path / "leaderboard.json"
         if not board_path.exists():
@@ -191,31 +208,9 @@ def series_from_records(
         for table in leaderboard["tables"]
         for entry in table["entries"]
     }
-    images = (leaderboard.get("config") or {}).get("images")
-    rows: dict[tuple[str, str], dict[str, dict[int, dict[str, Any]]]] = {}
-    try:
-        store = RecordStore(path, truncate=False)  # read-only: a run may still be writing
-        for record in store:
-            key = (record["mask"], record["method"])
-            index = int(record["index"])
-            if key not in entries or record["status"] != STATUS_OK:
-                continue
-            if images is not None and index >= images:
-                continue
-            fingerprint = str(record.get("fingerprint", ""))
-            rows.setdefault(key, {}).setdefault(fingerprint, {})[index] = record
-    except RecursionError:
-        raise DataError(f"records file {str(path)!r} is not usable: nested too deeply") from None
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise DataError(f"records file {str(path)!r} is not usable: {exc}") from None
     series: dict[tuple[str, str], Series] = {}
-    for key, entry in entries.items():
-        by_fingerprint = rows.get(key, {})
-        wanted = entry.get("fingerprint")
-        if wanted is not None:
-            chosen = by_fingerprint.get(str(wanted), {})
-        else:  # mixed versions: usable only when there is no doubt which records it used
-            chosen = next(iter(by_fingerprint.values())) if len(by_fingerprint) == 1 else {}
+    for key, chosen in chosen_records(path, leaderboard).items():
+        entry = entries[key]
         order = sorted(chosen)
         arrays = {
             m: np.array([_float(chosen[i].get(m)) for i in order], dtype=float) for m in metrics
@@ -249,6 +244,47 @@ def series_from_records(
             m: a[keep] for m, a in arrays.items()
         }
     return series
+
+
+def chosen_records(
+    path: Path, leaderboard: dict[str, Any]
+) -> dict[tuple[str, str], dict[int, dict[str, Any]]]:
+    """Per entry of the leaderboard, its successful records by image index: those of the
+    method version (fingerprint) the entry reports and of the first ``images`` indices (an
+    entry without a fingerprint: the records when they are of one version only)."""
+    entries = {
+        (table["mask"], entry["method"]): entry
+        for table in leaderboard["tables"]
+        for entry in table["entries"]
+    }
+    images = (leaderboard.get("config") or {}).get("images")
+    rows: dict[tuple[str, str], dict[str, dict[int, dict[str, Any]]]] = {}
+    try:
+        store = RecordStore(path, truncate=False)  # read-only: a run may still be writing
+        for record in store:
+            key = (record["mask"], record["method"])
+            index = int(record["index"])
+            if key not in entries or record["status"] != STATUS_OK:
+                continue
+            if images is not None and index >= images:
+                continue
+            fingerprint = str(record.get("fingerprint", ""))
+            rows.setdefault(key, {}).setdefault(fingerprint, {})[index] = record
+    except RecursionError:
+        raise DataError(f"records file {str(path)!r} is not usable: nested too deeply") from None
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise DataError(f"records file {str(path)!r} is not usable: {exc}") from None
+    chosen_by_entry = {}
+    for key, entry in entries.items():
+        by_fingerprint = rows.get(key, {})
+        wanted = entry.get("fingerprint")
+        if wanted is not None:
+            chosen_by_entry[key] = by_fingerprint.get(str(wanted), {})
+        else:  # mixed versions: usable only when there is no doubt which records it used
+            chosen_by_entry[key] = (
+                next(iter(by_fingerprint.values())) if len(by_fingerprint) == 1 else {}
+            )
+    return chosen_by_entry
 
 
 def _float(value: Any) -> float:
@@ -349,6 +385,8 @@ def rename_methods(side: Side, renames: dict[str, str]) -> list[str]:
     for table in side.leaderboard["tables"]:
         for entry in table["entries"]:
             entry["method"] = renames.get(entry["method"], entry["method"])
-    if side.series is not None:
-        side.series = {(mask, renames.get(m, m)): v for (mask, m), v in side.series.items()}
+    for name in ("series", "sets", "records"):
+        by_entry = getattr(side, name)
+        if by_entry is not None:
+            setattr(side, name, {(mask, renames.get(m, m)): v for (mask, m), v in by_entry.items()})
     return [f"note: --pair: baseline {old} compared with new {new}" for new, old in renames.items()]

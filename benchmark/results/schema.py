@@ -89,6 +89,19 @@ class Table(msgspec.Struct):
 PerImage = dict[str, str | dict[str, dict[str, list[float | None]]]]
 
 
+class SetReplicates(msgspec.Struct):
+    """A baseline's gated set metric of one entry: the image indices it was measured on, its
+    value there (null below 3 images) and its bootstrap replicates over those images."""
+
+    indices: list[NonNegative]
+    value: float | None
+    replicates: list[float]
+
+
+#: ``per_set[mask][method][metric]``: a gated set metric's replicates (``_about``: a sentence).
+PerSet = dict[str, str | dict[str, dict[str, SetReplicates]]]
+
+
 class Leaderboard(msgspec.Struct):
     """``leaderboard.json`` of a run, or a baseline (with ``baseline`` and ``per_image``)."""
 
@@ -99,6 +112,7 @@ class Leaderboard(msgspec.Struct):
     per_image: PerImage | None = None
     #: feature mode -> the run folder's file of the real images' features (row = image index)
     real_features: dict[str, str] | None = None
+    per_set: PerSet | None = None
 
 
 class RunFile(msgspec.Struct):
