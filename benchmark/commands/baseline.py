@@ -70,7 +70,7 @@ def baseline_from(
     if set_metrics:
         from benchmark.commands.set_gate import per_set_section
 
-        per_set = {"per_set": per_set_section(side, set_metrics)}
+        per_set = {"per_set": per_set_section(side, set_metrics, len(metrics) + len(set_metrics))}
     board = {k: v for k, v in side.leaderboard.items() if k != "real_features"}  # the run's files
     return {
         **board,

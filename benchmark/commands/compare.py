@@ -73,7 +73,7 @@ from benchmark.commands.gate_rules import (
     gated_metrics,
     rule_options,
 )
-from benchmark.commands.set_gate import SetPair, set_pair
+from benchmark.commands.set_gate import SetPair, resamples_for, set_pair
 from benchmark.commands.sides import (
     Side,
     baseline_gaps,
@@ -214,6 +214,7 @@ def compare_sides(base: Side, new: Side, rules: Rules | None = None) -> list[Ent
     rules = rules or Rules()
     base_entries, new_entries = base.entries(), new.entries()
     results, family = [], []
+    resamples = resamples_for(len(base_entries.keys() & new_entries.keys()) * len(rules.names))
     for key, base_entry in base_entries.items():
         new_entry = new_entries.get(key)
         if new_entry is None:
@@ -238,7 +239,7 @@ def compare_sides(base: Side, new: Side, rules: Rules | None = None) -> list[Ent
                 unmeasurable = len(base_series["index"]) > 0
                 row.metrics[metric] = MetricDelta(None, None, None, regression=unmeasurable)
         for metric in rules.set_names:  # on the baseline's images: see set_gate
-            pair = set_pair(base, new, key, metric)
+            pair = set_pair(base, new, key, metric, resamples)
             if pair is not None and pair.new is not None:
                 family.append((row, metric, pair, pair.base.value, pair.new.value))
             else:  # no image, or NEW lost some of the baseline's: fail closed when it had any

@@ -19,6 +19,9 @@ paired bootstrap distribution of the difference
   entry and metric at B = 1,000). A baseline without ``per_set`` for a gated metric is one
   line, exit 2. NEW then computes ``B`` replicates over exactly those indices.
 
+``B`` is 1,000, or more in a large gate (:func:`resamples_for`): the smallest p-value of a set
+metric is ``2 / (B + 1)``, and Holm tests the smallest p of ``m`` comparisons at ``alpha / m``.
+
 Fewer than 3 images give a value but no replicates (the comparison is inconclusive); an entry
 without images has nothing to compare.
 """
@@ -34,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.commands.sides import Side, chosen_records
+from benchmark.decision import ALPHA
 from benchmark.decision_sets import MIN_IMAGES, Replicated
 from benchmark.errors import DataError
 from benchmark.perceptual.selection import FEATURE_MODES
@@ -47,6 +51,19 @@ ABOUT = (
     "per entry and gated set metric: the image indices it was measured on, its value and its "
     "bootstrap replicates over those images (draws seeded by their number)"
 )
+
+
+def resamples_for(comparisons: int, alpha: float = ALPHA) -> int:
+    """Replicates per set metric in a gate of ``comparisons`` (Holm's family): enough that the
+    smallest p-value, ``2 / (B + 1)``, is below Holm's first level ``alpha / comparisons``, so
+    a clear change can be significant however large the family; at least :data:`RESAMPLES`, in
+    steps of 1,000.
+
+    >>> resamples_for(6), resamples_for(24), resamples_for(25), resamples_for(66)
+    (1000, 1000, 2000, 3000)
+    """
+    needed = math.floor(2 * comparisons / alpha) + 1  # B + 1 > 2 m / alpha
+    return max(RESAMPLES, 1000 * math.ceil(needed / 1000))
 
 
 @dataclass(frozen=True)
@@ -179,9 +196,11 @@ def measure(side: Side, key: tuple[str, str], metric: str, indices: Sequence[int
     return SetSample(tuple(indices), float(value), np.asarray(reps, dtype=np.float64))
 
 
-def set_pair(base: Side, new: Side, key: tuple[str, str], metric: str) -> SetPair | None:
+def set_pair(base: Side, new: Side, key: tuple[str, str], metric: str,
+             resamples: int = RESAMPLES) -> SetPair | None:  # fmt: skip
     """Both sides of ``metric`` for entry ``key`` on the baseline's images (None: the
-    baseline measured none)."""
+    baseline measured none), with ``resamples`` replicates, or as many as a baseline file
+    holds."""
     if base.sets is not None:
         base_sample = (base.sets.get(key) or {}).get(metric)
         if base_sample is None:
@@ -190,10 +209,10 @@ def set_pair(base: Side, new: Side, key: tuple[str, str], metric: str) -> SetPai
         series = (base.series or {}).get(key)
         if series is None or not len(series["index"]):
             return None
-        base_sample = measure(base, key, metric, series["index"].tolist())
+        base_sample = measure(base, key, metric, series["index"].tolist(), resamples)
     if not base_sample.indices:
         return None
-    resamples = len(base_sample.replicates) or RESAMPLES
+    resamples = len(base_sample.replicates) or resamples
     if new.sets is not None:
         sample = (new.sets.get(key) or {}).get(metric)
         same = sample is not None and sample.indices == base_sample.indices
@@ -210,16 +229,18 @@ def set_pair(base: Side, new: Side, key: tuple[str, str], metric: str) -> SetPai
     return SetPair(base_sample, measure(new, key, metric, base_sample.indices, resamples))
 
 
-def per_set_section(side: Side, metrics: Sequence[str]) -> dict[str, Any]:
+def per_set_section(side: Side, metrics: Sequence[str], gated: int) -> dict[str, Any]:
     """The ``per_set`` section of a baseline written from the run folder ``side``: every
-    entry's set metrics on the images it measured."""
+    entry's set metrics on the images it measured, with as many replicates as a gate of
+    every entry and the ``gated`` metrics needs (:func:`resamples_for`)."""
+    resamples = resamples_for(len(side.entries()) * gated)
     section: dict[str, Any] = {"_about": ABOUT}
     for key in side.entries():
         mask, method = key
         series = (side.series or {}).get(key)
         indices = series["index"].tolist() if series is not None else []
         for metric in metrics:
-            sample = measure(side, key, metric, indices)
+            sample = measure(side, key, metric, indices, resamples)
             section.setdefault(mask, {}).setdefault(method, {})[metric] = {
                 "indices": list(sample.indices),
                 "value": sample.value,
