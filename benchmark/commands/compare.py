@@ -3,8 +3,9 @@
 BASELINE is a baseline file written by ``--update`` (or a run directory); NEW is a run
 directory (or a baseline file). For every mask and method the gate shows, per gated metric (PSNR,
 SSIM and those of ``--metrics``: :mod:`benchmark.commands.gate_rules`), the means of both sides
-on the images both measured, their difference with its interval and p-value, the number of
-broken images, and a marker, and exits
+on the images both measured (a set metric such as FID: its values on the baseline's images,
+:mod:`benchmark.commands.set_gate`), their difference with its interval and p-value, the number
+of broken images, and a marker, and exits
 
 - **0**: no regression;
 - **1**: a regression, and only then: a method/mask pair got worse in a gated metric (in its
@@ -16,7 +17,8 @@ broken images, and a marker, and exits
 - **2**: the gate cannot decide, and **fails closed**: a missing, unreadable or malformed file;
   per-image values missing, NaN or inconsistent with the leaderboard on either side (a baseline
   without a ``per_image`` section, a run folder without ``records.jsonl`` or ``run.json``, an
-  unfinished run, a gated metric either side did not measure); different data or
+  unfinished run, a gated metric either side did not measure, a set metric a run folder has no
+  stored features for or a baseline no ``per_set`` replicates for); different data or
   configurations (data set content, masks, image size, split, seed, protocol, number of
   images: :mod:`benchmark.commands.compare_data`; accepted, and said, with
   ``--allow-data-change``); an empty or partial baseline (no tables, a table
@@ -41,7 +43,9 @@ its leaderboard reports). A committed baseline has no records, so ``--update`` e
 value per image index (``null`` = not measured: the image failed), rounded to 4 decimals (1e-4
 dB, 1e-4 SSIM: far below both tolerances). Both sides are compared at that precision, so an
 unchanged method differs by exactly 0. There is no unpaired fallback: without per-image values
-on both sides the gate exits 2.
+on both sides the gate exits 2. A set metric (FID, fid-clean, KID) is decided on a paired
+bootstrap over images instead, in the same family: ``--update`` embeds its replicates
+(``per_set``), see :mod:`benchmark.commands.set_gate`.
 
 ``--update`` deliberately rewrites BASELINE from NEW (a complete run directory), atomically,
 with the package version, the run command that reproduces it, the command that wrote it, and
@@ -100,12 +104,14 @@ examples:
   python -m benchmark compare results/baseline.json results/runs/ci
   python -m benchmark compare old-run/ new-run/ --tolerance-db 0.1
   python -m benchmark compare old-run/ new-run/ --metrics lpips-alex --tolerance lpips-alex=0.002
+  python -m benchmark compare old-run/ new-run/ --metrics fid,kid   # runs asked for fid,kid
   python -m benchmark compare old-run/ new-run/ --max-broken 0 --fail-inconclusive
   python -m benchmark compare results/baseline.json results/runs/ci --allow-missing
   python -m benchmark compare results/baseline.json results/runs/ci --update   # new baseline
 
-The gate decides on PSNR, SSIM and every per-image metric --metrics names (built-in, plug-in
-or perceptual; each in its own direction). Exit status: 0 no regression; 1 a regression (and
+The gate decides on PSNR, SSIM and every metric --metrics names (built-in, plug-in or
+perceptual per-image metrics; FID, fid-clean and KID through a paired bootstrap over images;
+each in its own direction). Exit status: 0 no regression; 1 a regression (and
 only that); 2 the gate cannot decide: missing, NaN or unreadable per-image data on either side
 (a gated metric either side did not measure included), an unfinished run, different data or
 configurations (--allow-data-change compares anyway), an empty or partial baseline, entries
@@ -311,9 +317,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--metrics",
         default="",
         metavar="NAMES",
-        help="comma-separated per-image metrics to decide on besides PSNR and SSIM (pixel, "
-        "plug-in or perceptual; python -m benchmark list metrics); with --update, also the "
-        "metrics whose per-image values the baseline embeds",
+        help="comma-separated metrics to decide on besides PSNR and SSIM (pixel, plug-in or "
+        "perceptual per-image metrics, and fid, fid-clean, kid; python -m benchmark list "
+        "metrics); with --update, also the metrics whose per-image values (or, for a set "
+        "metric, bootstrap replicates) the baseline embeds",
     )
     add_rule_arguments(parser)
     parser.add_argument(

@@ -10,7 +10,8 @@ the gate is for. Then NEW = that run is compared with ``--baseline`` (default
 
 The gate decides on PSNR, SSIM and every metric of the configuration's ``metrics`` key (the
 run's ``--metrics``: what the run measures beyond the pixel metrics is what the gate adds), so
-the baseline embeds the per-image values of each of them.
+the baseline embeds the per-image values of each of them (of a set metric, FID, fid-clean or
+KID: its bootstrap replicates; P-IDS and U-IDS cannot be gated).
 
 Exit status as ``compare`` (the same rule and options: tolerances, broken images,
 ``--max-broken``, ``--fail-inconclusive``, ``--allow-data-change``): 0 no regression, 1 a
