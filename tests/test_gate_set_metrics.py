@@ -39,10 +39,8 @@ def _fixtures():  # noqa: ANN202
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> dict[str, Path]:
-    """Run folders on the same photos and masks: ``good`` (telea, ns), ``bad`` (mean, ns: the
-    degraded method is compared as telea with --pair telea=mean), both measuring every
-    gateable set metric, and ``plain`` (telea, ns) without any set metric."""
+def material(tmp_path_factory) -> dict[str, Path]:
+    """Photos, seeded Inception weights under the reference name and a feature cache."""
     root = tmp_path_factory.mktemp("set-gate")
     weights = root / "weights"
     weights.mkdir()
@@ -54,9 +52,18 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     for k in range(COUNT):
         base = rng.integers(0, 256, (6, 6, 3), dtype=np.uint8)
         Image.fromarray(base).resize((SIZE, SIZE), Image.BICUBIC).save(photos / f"{k:02d}.png")
+    return {"root": root, "photos": photos, "weights": weights, "cache": root / "cache"}
+
+
+@pytest.fixture(scope="module")
+def runs(material) -> dict[str, Path]:
+    """Run folders on the same photos and masks: ``good`` (telea, ns), ``bad`` (mean, ns: the
+    degraded method is compared as telea with --pair telea=mean), both measuring every
+    gateable set metric, and ``plain`` (telea, ns) without any set metric."""
+    root, photos, weights = material["root"], material["photos"], material["weights"]
     out = {}
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("INPAINT_BENCH_CACHE", str(root / "cache"))
+        patch.setenv("INPAINT_BENCH_CACHE", str(material["cache"]))
         for name, methods, metrics in (
             ("good", ["telea", "ns"], ["psnr", *GATEABLE]),
             ("bad", ["mean", "ns"], ["psnr", *GATEABLE]),
@@ -210,10 +217,8 @@ def test_lost_images_fail_the_set_metric_closed(runs, tmp_path, capsys):
     """NEW without one of the baseline's images: no set comparison, a regression."""
     baseline = tmp_path / "baseline.json"
     assert cli(capsys, "compare", baseline, runs["good"], "--update", "--metrics", "fid")[0] == 0
-    data = json.loads(baseline.read_text())
-    data["per_set"]["square"]["ns"]["fid"]["indices"] = list(range(COUNT))
     rows = compared(baseline, runs["good"], ["fid"])
-    assert rows["ns"].metrics["fid"].decision is not None  # on all images: decided
+    assert rows["ns"].metrics["fid"].decision.verdict == "no change"  # on all images
     base_side = load_for_gate(baseline, "baseline", ["psnr", "ssim", "fid"])
     new_side = load_for_gate(runs["good"], "new", ["psnr", "ssim", "fid"])
     new_side.series[("square", "ns")] = {
@@ -223,6 +228,29 @@ def test_lost_images_fail_the_set_metric_closed(runs, tmp_path, capsys):
     rows = {r.method: r for r in compare_sides(base_side, new_side, rules)}
     assert rows["ns"].metrics["fid"].decision is None and rows["ns"].metrics["fid"].regression
     assert rows["ns"].regression and not rows["telea"].regression
+
+
+def test_the_gate_command_decides_on_the_configurations_set_metrics(
+    material, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setenv("INPAINT_BENCH_CACHE", str(material["cache"]))
+    config = tmp_path / "gate.toml"
+    config.write_text(
+        f'methods = ["telea", "ns"]\nmasks = ["square"]\ndataset = "folder:{material["photos"]}"\n'
+        f'size = {SIZE}\nseed = 0\nworkers = 1\ndevice = "cpu"\nmetrics = ["kid"]\n'
+        f'weights_dir = "{material["weights"]}"\nallow_unverified_weights = true\n'
+    )
+    baseline, out = tmp_path / "baseline.json", tmp_path / "ci"
+    options = ["--config", config, "--baseline", baseline, "--out", out]
+    assert cli(capsys, "gate", *options, "--update")[0] == 0
+    assert set(json.loads(baseline.read_text())["per_set"]["square"]["ns"]) == {"kid"}
+    code, printed, _ = cli(capsys, "gate", *options)
+    assert code == 0 and "KID base" in printed and "(6 comparisons," in printed
+    assert "gate: PASS" in printed
+    # a configuration asking for a metric without a bootstrap fails before running
+    config.write_text(config.read_text().replace('["kid"]', '["p-ids"]'))
+    code, _, err = cli(capsys, "gate", *options)
+    assert code == 2 and "P-IDS and U-IDS would need an SVM fit" in err
 
 
 def test_the_gates_resample_count_is_the_bootstraps():
