@@ -174,13 +174,28 @@ def test_a_baseline_file_decides_as_its_run_folder(runs, tmp_path, capsys):
             assert item["value"] == pytest.approx(table_value(runs["good"], method, metric), 1e-9)
             assert len(item["replicates"]) == RESAMPLES
     assert "fid-clean" not in data["per_set"]["square"]["telea"]
+    bad = tmp_path / "bad.json"
+    assert cli(capsys, "compare", bad, runs["bad"], "--update", "--metrics", "fid,kid")[0] == 0
     for new, code_expected in ((runs["good"], 0), (runs["bad"], 1)):
         args = ["--pair", "telea=mean"] if new == runs["bad"] else []
         args += ["--metrics", "fid,kid", "--tolerance-db", "1000", "--tolerance-ssim", "1"]
         from_folder = cli(capsys, "compare", runs["good"], new, *args)
-        from_file = cli(capsys, "compare", baseline, new, *args)
-        assert from_folder[0] == from_file[0] == code_expected
-        assert strip_notes(from_folder[1]) == strip_notes(from_file[1])  # the same numbers
+        assert from_folder[0] == code_expected
+        new_file = bad if new == runs["bad"] else baseline
+        for base_side, new_side in (
+            (baseline, new),
+            (runs["good"], new_file),
+            (baseline, new_file),
+        ):
+            from_file = cli(capsys, "compare", base_side, new_side, *args)
+            assert from_file[0] == code_expected
+            assert strip_notes(from_folder[1]) == strip_notes(from_file[1])  # the same numbers
+    # two baselines with different numbers of replicates cannot be paired
+    data = json.loads(bad.read_text())
+    data["per_set"]["square"]["ns"]["kid"]["replicates"] = [0.0] * (RESAMPLES - 1)
+    bad.write_text(json.dumps(data))
+    code, _, err = cli(capsys, "compare", baseline, bad, "--metrics", "kid")
+    assert code == 2 and "hold 1000 and 999 bootstrap replicates, which cannot be paired" in err
 
 
 def test_metrics_without_a_bootstrap_are_one_line_exit_2(runs, capsys):

@@ -200,29 +200,29 @@ def set_pair(base: Side, new: Side, key: tuple[str, str], metric: str,
              resamples: int = RESAMPLES) -> SetPair | None:  # fmt: skip
     """Both sides of ``metric`` for entry ``key`` on the baseline's images (None: the
     baseline measured none), with ``resamples`` replicates, or as many as a baseline file
-    holds."""
+    among the sides holds (two baseline files must hold as many)."""
+    stored = [
+        (side.sets.get(key) or {}).get(metric) if side.sets is not None else None
+        for side in (base, new)
+    ]
+    held = [len(s.replicates) for s in stored if s is not None and len(s.replicates)]
+    if len(set(held)) > 1:
+        raise DataError(
+            f"{metric} of {key[1]}/{key[0]}: the two baselines hold {held[0]} and {held[1]} "
+            "bootstrap replicates, which cannot be paired; rewrite one with --update"
+        )
+    resamples = held[0] if held else resamples
     if base.sets is not None:
-        base_sample = (base.sets.get(key) or {}).get(metric)
-        if base_sample is None:
-            return None
+        base_sample = stored[0]
     else:
         series = (base.series or {}).get(key)
-        if series is None or not len(series["index"]):
-            return None
-        base_sample = measure(base, key, metric, series["index"].tolist(), resamples)
-    if not base_sample.indices:
+        indices = series["index"].tolist() if series is not None else []
+        base_sample = measure(base, key, metric, indices, resamples) if indices else None
+    if base_sample is None or not base_sample.indices:
         return None
-    resamples = len(base_sample.replicates) or resamples
     if new.sets is not None:
-        sample = (new.sets.get(key) or {}).get(metric)
-        same = sample is not None and sample.indices == base_sample.indices
-        if same and len(sample.replicates) != len(base_sample.replicates):
-            raise DataError(
-                f"{metric} of {key[1]}/{key[0]}: the two baselines hold "
-                f"{len(base_sample.replicates)} and {len(sample.replicates)} bootstrap "
-                "replicates; they cannot be paired"
-            )
-        return SetPair(base_sample, sample if same else None)
+        same = stored[1] is not None and stored[1].indices == base_sample.indices
+        return SetPair(base_sample, stored[1] if same else None)
     measured = set(((new.series or {}).get(key) or {"index": np.zeros(0)})["index"].tolist())
     if not set(base_sample.indices) <= measured:
         return SetPair(base_sample, None)
