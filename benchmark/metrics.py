@@ -173,7 +173,8 @@ def _ssim_cpu(result: torch.Tensor, target: torch.Tensor, data_range: float) -> 
     if h * w < SSIM_CROP_MIN_PIXELS:
         total, count = _ssim_sums_chunked(result, target, data_range)
         return torch.from_numpy(total / count).to(torch.float32)
-    differs = (result != target).any(1)  # (N, H, W)
+    # (N, H, W): NumPy's comparison is 5x faster than torch's single-threaded one
+    differs = torch.from_numpy(np.not_equal(result.numpy(), target.numpy()).any(1))
     boxes = _difference_boxes(differs, 2 * (SSIM_WINDOW // 2))
     pad = SSIM_WINDOW // 2
     valid = result.shape[1] * (h - 2 * pad) * (w - 2 * pad)  # valid positions of one image
