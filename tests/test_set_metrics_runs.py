@@ -241,3 +241,25 @@ def test_missing_inception_weights_are_one_line_before_any_work(
     assert len(err.splitlines()) == 1 and "Traceback" not in err
     assert f"{inception.WEIGHTS} not found" in err and str(empty) in err
     assert not (tmp_path / "run").exists()
+
+
+def test_an_interrupted_run_keeps_its_features_and_the_next_computes_the_set_values(
+    photos, weights_dir, tmp_path, monkeypatch
+):
+    import benchmark.run.runner as runner
+
+    config = settings(photos, weights_dir, tmp_path / "run", metrics=["fid"])
+
+    def ctrl_c(*args):  # Ctrl-C while the real images' features are computed
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(runner, "_real_features", ctrl_c)
+        with pytest.raises(KeyboardInterrupt):
+            run_benchmark(config)
+    board = json.loads((tmp_path / "run" / "leaderboard.json").read_text())
+    assert board["config"]["set_metrics"] == "not computed: the run was interrupted"
+    assert all(not e.get("set_metrics") for e in board["tables"][0]["entries"])
+    resumed = run_benchmark(config)
+    assert resumed.computed == 0  # the records and their features were kept
+    assert all(v["fid"]["value"] is not None for v in set_metrics(resumed).values())

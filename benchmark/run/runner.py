@@ -280,14 +280,16 @@ def _run_locked(
             counts["failed"] += sum(r["status"] != STATUS_OK for r in fresh)
             progress.update(fresh)
 
+    real: dict[str, Any] | None = None
     try:
         _execute(config, plan, workers, todo, deliver, lock, memory)
+        real = _real_features(config, plan)  # interruptible, unlike what follows
     finally:
         with guard:
             counts["closed"] = 1
         progress.close()
         with _signals_deferred():  # a second Ctrl-C must not leave run.json "running"
-            leaderboard = _finish(config, plan, results_dir, store, run_info, counts, reused)
+            leaderboard = _finish(config, plan, results_dir, store, run_info, counts, reused, real)
     return RunResult(results_dir, leaderboard, counts["computed"], reused, counts["failed"])
 
 
@@ -299,8 +301,10 @@ def _finish(
     run_info: dict[str, Any],
     counts: dict[str, int],
     reused: int,
+    real: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write the leaderboard of every current record and the final ``run.json``."""
+    """Write the leaderboard of every current record and the final ``run.json`` (``real``: the
+    real images' features of the set metrics, None when the run stopped before them)."""
     ctx, count = plan.context, plan.count
     methods, masks = ctx.methods, ctx.masks
     store.sync()
@@ -330,7 +334,7 @@ def _finish(
                 entry["stochastic"] = True
     extra = ctx.extra_metrics
     if extra is not None and extra.set_names:
-        _set_metrics(plan, leaderboard, selected.values(), store.path.parent, config)
+        _set_metrics(plan, leaderboard, selected.values(), store.path.parent, real)
     write_json(results_dir / "leaderboard.json", validated(leaderboard, Leaderboard, "leaderboard"))
     write_atomic(results_dir / "leaderboard.md", render_markdown(leaderboard))
     complete = len(selected) == count * len(methods) * len(masks)
@@ -345,30 +349,38 @@ def _finish(
     return leaderboard
 
 
-def _set_metrics(
-    plan: Plan, leaderboard: dict[str, Any], records: Any, run_dir: Path, config: RunConfig
-) -> None:
-    """The set metrics of every table entry, from the records' stored features and the real
-    images' (cached) features; not computed while the run is being interrupted (its features
-    are kept: the next run computes them)."""
-    from benchmark.run.set_metrics import (
-        add_set_metrics,
-        compute_real_features,
-        keep_real_features,
-        set_metric_notes,
-    )
-
+def _real_features(config: RunConfig, plan: Plan) -> dict[str, Any] | None:
+    """The real images' features the run's set metrics need (cached), or None without any."""
     ctx = plan.context
     extra = ctx.extra_metrics
-    if sys.exc_info()[0] is not None:
-        leaderboard["config"]["set_metrics"] = "not computed: the run was interrupted"
-        return
+    if extra is None or not extra.set_names:
+        return None
+    from benchmark.run.set_metrics import compute_real_features
+
     data = {
         "dataset": next(iter(plan.provenance.values()))["dataset"],
         "split": config.split,
         "size": list(ctx.dataset.image_size),
     }
-    real = compute_real_features(extra, ctx.dataset, plan.count, data, ctx.device)
+    return compute_real_features(extra, ctx.dataset, plan.count, data, ctx.device)
+
+
+def _set_metrics(
+    plan: Plan,
+    leaderboard: dict[str, Any],
+    records: Any,
+    run_dir: Path,
+    real: dict[str, Any] | None,
+) -> None:
+    """The set metrics of every table entry, from the records' stored features and the real
+    images' features; not computed when the run stopped before the real features (its
+    features are kept: the next run computes them)."""
+    from benchmark.run.set_metrics import add_set_metrics, keep_real_features, set_metric_notes
+
+    extra = plan.context.extra_metrics
+    if real is None or sys.exc_info()[0] is not None:
+        leaderboard["config"]["set_metrics"] = "not computed: the run was interrupted"
+        return
     add_set_metrics(leaderboard, records, extra, run_dir, real)
     leaderboard["real_features"] = keep_real_features(run_dir, real)
     sizes = [
