@@ -272,3 +272,35 @@ def test_the_gates_resample_count_is_the_bootstraps():
     from benchmark.commands import set_gate
 
     assert set_gate.RESAMPLES == RESAMPLES  # kept apart so that compare does not import torch
+
+
+def test_set_members_follow_the_decision_rule_in_a_mixed_family():
+    """p < its Holm level iff the interval excludes 0 iff Holm's adjusted p < 0.05, for set
+    members as for means; a set member's p is 2 (c + 1) / (B + 1); the per-image members' own
+    p-values do not change when set members join (only Holm's levels do)."""
+    from benchmark.decision import decide_family
+    from benchmark.decision_sets import Replicated
+
+    rng = np.random.default_rng(4)
+    means = [rng.normal(shift, 1.0, 30) for shift in (0.0, 0.5, 1.0)]
+    sets = [
+        Replicated(shift, rng.normal(shift, 1.0, 999), 30) for shift in (0.0, 1.5, 4.0, 5.0, 9.0)
+    ]
+    alone = decide_family(means)
+    mixed = decide_family([*means, *sets])
+    assert [d.p for d in alone] == [d.p for d in mixed[:3]]
+    for d in mixed:
+        excludes = d.ci_low > 0 or d.ci_high < 0
+        assert d.significant == excludes == (d.p < d.alpha) == (d.p_adjusted < 0.05)
+    for member, d in zip(sets, mixed[3:]):
+        beyond = min(
+            np.count_nonzero(member.replicates <= 0), np.count_nonzero(member.replicates >= 0)
+        )
+        assert d.p == pytest.approx(min(1.0, 2 * (beyond + 1) / 1000)) and d.resamples == 999
+        assert d.difference == member.difference and d.n == 30
+        # the interval is a pair of order statistics of the replicates themselves
+        assert d.ci_low in member.replicates and d.ci_high in member.replicates
+        assert d.ci_high - d.ci_low > 4  # about ±2.6 sd of the replicates at Holm's levels
+    assert [d.significant for d in mixed[3:]] == [False, False, True, True, True]
+    too_few = decide_family([Replicated(5.0, np.full(999, 5.0), 2)])[0]
+    assert too_few.p == 1 and not too_few.significant and too_few.verdict == "inconclusive"
