@@ -35,7 +35,8 @@ an image on which ``a`` equals ``b`` contributes exactly 0.
 
 **Families.** :func:`holm` is Holm's step-down correction over a family of p-values (the
 gate's entries), :func:`holm_adjusted` the adjusted p-values that agree with it, and
-:func:`decide_family` decides a family with each interval at the level Holm tested it.
+:func:`decide_family` decides a family with each interval at the level Holm tested it; set
+metrics join it as :class:`~benchmark.decision_sets.Replicated` members.
 
 >>> d = decide(np.full(50, 0.3) + np.linspace(-0.1, 0.1, 50), tolerance=0.05)
 >>> d.verdict, d.significant, d.p < ALPHA, d.ci_low > 0
