@@ -151,8 +151,9 @@ def _loop(setup: str, case: dict[str, Path]) -> list[tuple[float, float]]:
 def _harness(case: dict[str, Path]) -> list[tuple[float, float]]:
     out = case["root"] / "run"
     subprocess.run(
-        [sys.executable, "-m", "benchmark", "run", "--methods", f"predictions:{case['predictions']}",
-         "--masks", MASK, "--dataset", f"folder:{case['photos']}", "--size", str(SIZE),
+        [sys.executable, "-m", "benchmark", "run",
+         "--methods", f"predictions:{case['predictions']}", "--masks", MASK,
+         "--dataset", f"folder:{case['photos']}", "--size", str(SIZE),
          "--out", str(out), "--quiet"],
         check=True, capture_output=True,
     )  # fmt: skip
@@ -206,7 +207,8 @@ def test_scoring_harness(benchmark, scoring_case, remember, figure):
 
 
 @pytest.mark.parametrize(("name", "setup", "rounds"),
-                         [("skimage", SKIMAGE, 3), ("torchmetrics", TORCHMETRICS, 1)])  # fmt: skip
+                         [("skimage", SKIMAGE, 3), ("torchmetrics", TORCHMETRICS, 1)],
+                         ids=["skimage", "torchmetrics"])  # fmt: skip
 def test_scoring_loop(benchmark, scoring_case, remember, figure, name, setup, rounds):
     pytest.importorskip(name)
     # no warm-up round: the fixture has just written every file (they are in the page cache)
