@@ -6,12 +6,12 @@ that cannot supply a set metric (no features, no ``per_set``) or a metric withou
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
 
 import numpy as np
+import perceptual_fixtures  # tests/perceptual_fixtures.py (pytest's pythonpath)
 import pytest
 from PIL import Image
 
@@ -29,22 +29,13 @@ COUNT = 8
 GATEABLE = ["fid", "fid-clean", "kid"]
 
 
-def _fixtures():  # noqa: ANN202
-    spec = importlib.util.spec_from_file_location(
-        "perceptual_fixtures", Path(__file__).with_name("perceptual_fixtures.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def material(tmp_path_factory) -> dict[str, Path]:
     """Photos, seeded Inception weights under the reference name and a feature cache."""
     root = tmp_path_factory.mktemp("set-gate")
     weights = root / "weights"
     weights.mkdir()
-    fixtures = _fixtures()
+    fixtures = perceptual_fixtures
     fixtures._save(fixtures.inception_state(), weights / inception.WEIGHTS)
     photos = root / "photos"
     photos.mkdir()

@@ -3,10 +3,9 @@ checks, and a plug-in metric that breaks one clause fails exactly that check."""
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
+import perceptual_fixtures  # tests/perceptual_fixtures.py (pytest's pythonpath)
 import pytest
 import torch
 
@@ -18,16 +17,6 @@ from benchmark.testing import check, check_metric
 pytestmark = pytest.mark.filterwarnings(
     "ignore::benchmark.perceptual.weights.UnverifiedWeightsWarning"
 )
-
-
-def _fixtures():  # noqa: ANN202
-    """``tests/perceptual_fixtures.py`` (tests/ is no package): seeded stand-in weight files."""
-    spec = importlib.util.spec_from_file_location(
-        "perceptual_fixtures", Path(__file__).with_name("perceptual_fixtures.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -123,7 +112,7 @@ def test_lpips_is_checked_with_its_weights_and_fails_in_one_line_without(
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))  # an empty cache
     results = check(["lpips-squeeze"], weights_dir=tmp_path)  # the weights are nowhere
     assert len(results) == 1 and "squeezenet1_1-b8a52dc0.pth not found" in results[0].detail
-    fixtures = _fixtures()
+    fixtures = perceptual_fixtures
     _, trunk, head, _, _ = NETS["squeeze"]
     fixtures._save(fixtures.trunk_state("squeeze"), tmp_path / trunk)
     fixtures._save(fixtures.head_state("squeeze"), tmp_path / head)

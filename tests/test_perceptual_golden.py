@@ -8,7 +8,6 @@ here by ``tests/perceptual_fixtures.py`` and measured with :mod:`benchmark.perce
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import urllib.error
 from pathlib import Path
 
 import numpy as np
+import perceptual_fixtures  # tests/perceptual_fixtures.py (pytest's pythonpath)
 import pytest
 import torch
 
@@ -23,18 +23,7 @@ from benchmark.errors import DataError, UsageError
 from benchmark.perceptual import PERCEPTUAL_METRICS, fid, inception, lpips, ms_ssim, weights
 from benchmark.perceptual.backbones import NETS
 
-
-def _load_fixtures():  # noqa: ANN202
-    """``tests/perceptual_fixtures.py``, shared with the golden script (tests/ is no package)."""
-    spec = importlib.util.spec_from_file_location(
-        "perceptual_fixtures", Path(__file__).with_name("perceptual_fixtures.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fixtures = _load_fixtures()
+fixtures = perceptual_fixtures
 GOLDEN = json.loads((Path(__file__).parent / "data" / "perceptual_golden.json").read_text())
 INCEPTION = "pt_inception-2015-12-05-6726825d.pth"
 #: the seeded stand-ins are unverified by design; the checksum tests check the warning itself

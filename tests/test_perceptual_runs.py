@@ -3,13 +3,13 @@ per-image LPIPS and MS-SSIM measured on the composites, shown in tables and reus
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import perceptual_fixtures  # tests/perceptual_fixtures.py (pytest's pythonpath)
 import pytest
 from PIL import Image
 
@@ -23,18 +23,7 @@ from benchmark.run.config import RunConfig
 from benchmark.run.plan import build_plan
 from benchmark.run.runner import run_benchmark
 
-
-def _load_fixtures():  # noqa: ANN202
-    """``tests/perceptual_fixtures.py`` (tests/ is no package): seeded weights in real formats."""
-    spec = importlib.util.spec_from_file_location(
-        "perceptual_fixtures", Path(__file__).with_name("perceptual_fixtures.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-fixtures = _load_fixtures()
+fixtures = perceptual_fixtures
 _save, head_state, trunk_state = fixtures._save, fixtures.head_state, fixtures.trunk_state
 
 

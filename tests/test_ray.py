@@ -164,15 +164,9 @@ def test_set_metrics_on_a_local_ray_cluster_equal_the_process_executor(
 @pytest.fixture
 def inception_weights(tmp_path) -> str:
     """Seeded FID Inception weights under their reference name (tests/perceptual_fixtures.py)."""
-    import importlib.util
-    from pathlib import Path
+    import perceptual_fixtures
 
     from benchmark.perceptual.inception import WEIGHTS
 
-    spec = importlib.util.spec_from_file_location(
-        "perceptual_fixtures", Path(__file__).with_name("perceptual_fixtures.py")
-    )
-    fixtures = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fixtures)
-    fixtures._save(fixtures.inception_state(), tmp_path / WEIGHTS)
+    perceptual_fixtures._save(perceptual_fixtures.inception_state(), tmp_path / WEIGHTS)
     return str(tmp_path)

@@ -4,11 +4,11 @@ same values whatever the number of workers, and shown with n and the small-n war
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
+import perceptual_fixtures  # tests/perceptual_fixtures.py (pytest's pythonpath)
 import pytest
 import torch
 from PIL import Image
@@ -31,20 +31,11 @@ COUNT = 5
 SETS = ["fid", "fid-clean", "kid", "p-ids", "u-ids"]
 
 
-def _fixtures():  # noqa: ANN202
-    spec = importlib.util.spec_from_file_location(
-        "perceptual_fixtures", Path(__file__).with_name("perceptual_fixtures.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def weights_dir(tmp_path_factory) -> str:
     """Seeded Inception weights under the reference name (need --allow-unverified-weights)."""
     folder = tmp_path_factory.mktemp("weights")
-    fixtures = _fixtures()
+    fixtures = perceptual_fixtures
     fixtures._save(fixtures.inception_state(), folder / inception.WEIGHTS)
     return str(folder)
 
