@@ -29,7 +29,7 @@ from benchmark.datasets import Dataset
 from benchmark.errors import ContractError
 from benchmark.masking import MaskGenerator, RatioRange
 from benchmark.method import Method, composite
-from benchmark.metrics import compute_all
+from benchmark.metrics import compute_all, mask_ratio
 from benchmark.perceptual.selection import FEATURE_PREFIX, split_features
 from benchmark.records import STATUS_OK, truncate_reason
 
@@ -248,7 +248,7 @@ def run_prepared(
             images = prepared.originals
         else:
             images = prepared.originals[torch.tensor([position[i] for i in needed])]
-        ratios = dict(zip(needed, masks.flatten(1).float().mean(1).tolist()))
+        ratios = dict(zip(needed, mask_ratio(None, None, masks).tolist()))
         mask_row = {i: k for k, i in enumerate(needed)}
         for (method_name, pair_mask), todo in unit.todo.items():
             if pair_mask != mask_name:
@@ -423,7 +423,7 @@ def failed_records(ctx: Context, unit: Unit, reason: str) -> list[dict[str, Any]
         for mask_name in {mask for _, mask in unit.todo}:
             needed = sorted({i for (_, k), v in unit.todo.items() if k == mask_name for i in v})
             masks = ctx.masks[mask_name].batch(needed, height, width, ctx.seed, ctx.ratio)
-            ratios[mask_name] = dict(zip(needed, masks.flatten(1).float().mean(1).tolist()))
+            ratios[mask_name] = dict(zip(needed, mask_ratio(None, None, masks).tolist()))
     return [
         {
             "method": method_name,
