@@ -24,6 +24,9 @@ from benchmark.perceptual.set_bootstrap import RESAMPLES
 from benchmark.run.config import RunConfig
 from benchmark.run.runner import run_benchmark
 
+#: every case runs the FID Inception (299x299) on each image: seconds per run
+pytestmark = pytest.mark.slow
+
 SIZE = 40
 COUNT = 8
 GATEABLE = ["fid", "fid-clean", "kid"]

@@ -29,6 +29,8 @@ from benchmark.tables import render_console
 SIZE = 40
 COUNT = 5
 SETS = ["fid", "fid-clean", "kid", "p-ids", "u-ids"]
+#: every case runs the FID Inception (299x299) on each image: seconds per run
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
