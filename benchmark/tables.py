@@ -81,13 +81,7 @@ def _column(name: str) -> SimpleNamespace:
     """A table column: the metric's name, label, direction and decimals."""
     from benchmark.perceptual.selection import describe_metric
 
-    if name in TABLE_METRICS:
-        from benchmark.metrics import METRICS
-
-        metric = METRICS.get(name)()
-        label, higher, decimals = metric.label, metric.higher_is_better, metric.decimals
-    else:
-        label, higher, decimals = describe_metric(name)
+    label, higher, decimals = describe_metric(name)
     return SimpleNamespace(name=name, label=label, higher_is_better=higher, decimals=decimals)
 
 

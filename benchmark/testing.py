@@ -413,11 +413,10 @@ def build_metric(
 
 def _perceptual_name(spec: str) -> str | None:
     """The canonical per-image perceptual metric ``spec`` names (aliases too), else None."""
-    from benchmark.perceptual import PERCEPTUAL_METRICS
+    from benchmark.perceptual import canonical_name
     from benchmark.perceptual.selection import TABLE
 
-    aliases = {a: n for n, info in PERCEPTUAL_METRICS.items() for a in info.get("aliases") or ()}
-    name = aliases.get(spec, spec)
+    name = canonical_name(spec)
     return name if name in TABLE else None
 
 

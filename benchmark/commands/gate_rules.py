@@ -63,15 +63,11 @@ DEFAULT_METRICS = (PSNR, SSIM)
 
 
 def canonical(name: str) -> str:
-    """``name`` with a perceptual metric's alias resolved (``lpips`` -> ``lpips-alex``)."""
-    from benchmark.perceptual import PERCEPTUAL_METRICS
+    """``name`` stripped, with a perceptual metric's alias resolved (``lpips`` ->
+    ``lpips-alex``)."""
+    from benchmark.perceptual import canonical_name
 
-    aliases = {
-        alias: canonical
-        for canonical, info in PERCEPTUAL_METRICS.items()
-        for alias in tuple(info.get("aliases") or ())  # type: ignore[arg-type]
-    }
-    return aliases.get(name.strip(), name.strip())
+    return canonical_name(name.strip())
 
 
 def _perceptual(name: str, given: str) -> GatedMetric | None:

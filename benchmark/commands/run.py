@@ -107,9 +107,10 @@ def _protocol_metrics_note(config) -> None:  # noqa: ANN001
     """Name the metrics a protocol's paper reports that this run did not ask for."""
     if config.protocol is None:
         return
+    from benchmark.perceptual import canonical_name
     from benchmark.protocols.base import resolve
 
-    asked = set(config.metrics) | ({"lpips-alex"} if "lpips" in config.metrics else set())
+    asked = {canonical_name(m) for m in config.metrics}
     missing = [m for m in resolve(config.protocol).reference_metrics if m not in asked]
     if missing:
         print(

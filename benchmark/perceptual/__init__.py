@@ -106,3 +106,19 @@ PERCEPTUAL_METRICS: dict[str, dict[str, object]] = {
         "aliases": (),
     },
 }
+
+#: alias -> canonical name (``lpips`` -> ``lpips-alex``), as the lpips package names them.
+ALIASES: dict[str, str] = {
+    alias: name
+    for name, info in PERCEPTUAL_METRICS.items()
+    for alias in tuple(info.get("aliases") or ())  # type: ignore[arg-type]
+}
+
+
+def canonical_name(name: str) -> str:
+    """``name`` with a perceptual metric's alias resolved; any other name unchanged.
+
+    >>> canonical_name("lpips"), canonical_name("psnr")
+    ('lpips-alex', 'psnr')
+    """
+    return ALIASES.get(name, name)

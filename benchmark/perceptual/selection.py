@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmark.errors import UsageError
-from benchmark.perceptual import PERCEPTUAL_METRICS
+from benchmark.perceptual import ALIASES, PERCEPTUAL_METRICS, canonical_name
 
 if TYPE_CHECKING:
     import numpy as np
@@ -76,15 +76,6 @@ FEATURE_CODE_FILES = ("inception.py", "selection.py")
 FEATURE_PREFIX = "_features:"
 
 
-def _aliases() -> dict[str, str]:
-    """alias -> canonical name (``lpips`` -> ``lpips-alex``)."""
-    return {
-        alias: name
-        for name, info in PERCEPTUAL_METRICS.items()
-        for alias in tuple(info.get("aliases") or ())  # type: ignore[arg-type]
-    }
-
-
 def builtin_names() -> tuple[str, ...]:
     from benchmark.metrics import BUILTIN_METRICS
 
@@ -99,14 +90,13 @@ def check_metric_names(names: list[str]) -> list[str]:
 
     pixel = set(builtin_names())
     registered = set(METRICS.names())
-    aliases = _aliases()
     extras: list[str] = []
     for given in names:
-        name = aliases.get(given, given)
+        name = canonical_name(given)
         if name in pixel:
             continue
         if name not in PERCEPTUAL_METRICS and name not in registered:
-            known = sorted(registered | set(PERCEPTUAL_METRICS) | set(aliases))
+            known = sorted(registered | set(PERCEPTUAL_METRICS) | set(ALIASES))
             close = difflib.get_close_matches(given, known, n=3, cutoff=0.5)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise UsageError(
