@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,15 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+@lru_cache(maxsize=4)
+def _store(run_dir: Path) -> Any:
+    """One feature store per run folder, so each features file is read once in a gate (its
+    files are named by their content, so a cached one never goes stale)."""
+    from benchmark.perceptual.feature_store import FeatureStore
+
+    return FeatureStore(run_dir)
+
+
 def measure(side: Side, key: tuple[str, str], metric: str, indices: Sequence[int],
             resamples: int = RESAMPLES) -> SetSample:  # fmt: skip
     """``metric`` of a run folder's entry ``key`` on ``indices``, with ``resamples``
@@ -190,7 +200,7 @@ def measure(side: Side, key: tuple[str, str], metric: str, indices: Sequence[int
         return SetSample(tuple(indices), None, np.zeros(0))
     real, fake = entry_features(
         _run_dir(side), side.leaderboard, (side.records or {}).get(key, {}), indices,
-        FEATURE_MODES[metric],
+        FEATURE_MODES[metric], _store(_run_dir(side)),
     )  # fmt: skip
     value, reps = replicates(metric, real, fake, resamples)
     return SetSample(tuple(indices), float(value), np.asarray(reps, dtype=np.float64))

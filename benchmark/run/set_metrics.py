@@ -101,16 +101,18 @@ def entry_features(
     records: dict[int, dict[str, Any]],
     indices: list[int],
     mode: str,
+    store: FeatureStore | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(real, fake)`` features of ``indices`` for one entry of a finished run folder
     (``records``: the entry's successful records by image index), rows in that order.
+    ``store``: the folder's :class:`FeatureStore`, to read each file once over many entries.
 
     Raises :class:`~benchmark.errors.DataError` when the run stored no features of ``mode``
     (it was not asked for a set metric of that mode) or an image's features are missing.
     """
     from benchmark.errors import DataError
 
-    store = FeatureStore(run_dir)
+    store = store if store is not None else FeatureStore(run_dir)
     real_file = (leaderboard.get("real_features") or {}).get(mode)
     if not isinstance(real_file, str):
         raise DataError(
