@@ -256,3 +256,31 @@ def test_an_interrupted_run_keeps_its_features_and_the_next_computes_the_set_val
     resumed = run_benchmark(config)
     assert resumed.computed == 0  # the records and their features were kept
     assert all(v["fid"]["value"] is not None for v in set_metrics(resumed).values())
+
+
+def test_a_damaged_features_file_remeasures_only_its_records(photos, weights_dir, tmp_path):
+    config = settings(photos, weights_dir, tmp_path / "run", metrics=["fid"], batch_size=2)
+    first = run_benchmark(config)
+    store = RecordStore(tmp_path / "run" / "records.jsonl")
+    damaged = next(iter(store))["features"]["pytorch-fid"].split("#")[0]
+    holders = sum(r["features"]["pytorch-fid"].startswith(damaged) for r in store)
+    (tmp_path / "run" / "features" / damaged).write_bytes(b"garbage")
+    again = run_benchmark(config)
+    assert 0 < again.computed == holders < first.computed  # only the records that lost theirs
+    assert set_metrics(again) == set_metrics(first)
+
+
+def test_garbage_inception_weights_are_one_line_before_any_work(photos, tmp_path, capsys):
+    folder = tmp_path / "weights"
+    folder.mkdir()
+    (folder / inception.WEIGHTS).write_bytes(b"\x80not a state dict" * 100)
+    args = [
+        "run", "--methods", "telea", "--masks", "square", "--dataset", f"folder:{photos}",
+        "--size", str(SIZE), "--out", str(tmp_path / "run"), "--quiet", "--device", "cpu",
+        "--metrics", "fid", "--weights-dir", str(folder), "--allow-unverified-weights",
+    ]  # fmt: skip
+    assert main(args) == 1
+    stderr = capsys.readouterr().err
+    err = [line for line in stderr.splitlines() if line.startswith("error")]
+    assert "Traceback" not in stderr and len(err) == 1 and "cannot be read" in err[0] and inception.WEIGHTS in err[0]
+    assert not (tmp_path / "run").exists()

@@ -6,7 +6,8 @@ delivered batch (float32, ``(k, 2048)``); the file name is the hash of its conte
 written once and never changes. A record refers to its row as ``"<mode>/<name>.npy#<row>"`` in
 its ``features`` field. The file is written (atomically) before the records that refer to it,
 so a resumed run never finds a record without its features; a reference that does not resolve
-(a deleted or foreign file) makes the record count as not done, and the run measures it again.
+(a deleted, damaged or foreign file) makes the record count as not done, and the run measures it
+again (a damaged file is then written anew).
 
 **Real features** (:func:`real_features`) are cached under ``$INPAINT_BENCH_CACHE`` (default
 ``~/.cache/inpaint-bench``) in ``real-features/<key>.npy``, where ``key`` hashes the data set's
@@ -67,7 +68,6 @@ class FeatureStore:
     def __init__(self, run_dir: str | os.PathLike) -> None:
         self.root = Path(run_dir) / FOLDER
         self._files: dict[str, np.ndarray] = {}
-        self._exists: set[str] = set()
 
     def write(self, mode: str, rows: np.ndarray) -> list[str]:
         """Store ``rows`` (``(k, 2048)``) of ``mode``; returns each row's reference."""
@@ -77,7 +77,7 @@ class FeatureStore:
         data = _to_bytes(array)
         name = f"{hashlib.sha256(data).hexdigest()[:40]}.npy"
         path = self.root / mode / name
-        if not path.exists():
+        if not path.is_file() or path.read_bytes() != data:  # absent, or damaged since
             write_atomic(path, data)
         self._files[f"{mode}/{name}"] = array
         return [f"{mode}/{name}#{row}" for row in range(len(array))]
@@ -88,16 +88,17 @@ class FeatureStore:
         return self._files[key]
 
     def resolves(self, reference: Any) -> bool:
-        """``reference`` is well formed and its file and row exist (files are not read)."""
+        """``reference`` is well formed and its file reads as features with that row (each
+        file is read once and kept for :meth:`rows`): a missing, damaged or foreign file makes
+        the records that refer to it count as not done."""
         match = REFERENCE.match(reference) if isinstance(reference, str) else None
         if match is None:
             return False
-        key = reference.split("#")[0]
-        if key in self._files:
-            return int(match.group(3)) < len(self._files[key])
-        if key not in self._exists and (self.root / key).is_file():
-            self._exists.add(key)
-        return key in self._exists
+        try:
+            array = self._file(reference.split("#")[0])
+        except DataError:
+            return False
+        return int(match.group(3)) < len(array)
 
     def rows(self, references: Sequence[str]) -> np.ndarray:
         """The feature rows of ``references``, ``(n, 2048)`` float32, in their order."""

@@ -288,7 +288,22 @@ def plan_extra_metrics(
                 provenance[name] = "; ".join([f"code {code}", *checked(tuple(files))])
             else:
                 provenance[name] = plugin_stamp(name)
+        _build_networks(extras, folder, allow_unverified)
     return ExtraMetrics(tuple(extras), folder, allow_unverified, provenance, stamps)
+
+
+def _build_networks(extras: list[str], folder: str | None, allow_unverified: bool) -> None:
+    """Build each network the metrics need once, on the CPU, before any work: a weight file
+    that is not a state dict of the right keys and shapes (garbage under the right name, with
+    ``--allow-unverified-weights``) is one :class:`~benchmark.errors.DataError` line here, not a
+    failure in every worker. Forked workers inherit the built networks."""
+    from benchmark.perceptual import inception, lpips
+
+    for name in extras:
+        if name in LPIPS_NETS:
+            lpips.model(LPIPS_NETS[name], folder, allow_unverified, download=False)
+        elif is_set_metric(name):
+            inception.model(folder, allow_unverified, download=False)
 
 
 def describe_metric(name: str) -> tuple[str, bool | None, int]:

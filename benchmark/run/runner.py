@@ -289,7 +289,9 @@ def _run_locked(
             counts["closed"] = 1
         progress.close()
         with _signals_deferred():  # a second Ctrl-C must not leave run.json "running"
-            leaderboard = _finish(config, plan, results_dir, store, run_info, counts, reused, real)
+            leaderboard = _finish(
+                config, plan, results_dir, store, run_info, counts, reused, real, features
+            )
     return RunResult(results_dir, leaderboard, counts["computed"], reused, counts["failed"])
 
 
@@ -302,6 +304,7 @@ def _finish(
     counts: dict[str, int],
     reused: int,
     real: dict[str, Any] | None = None,
+    features: FeatureStore | None = None,
 ) -> dict[str, Any]:
     """Write the leaderboard of every current record and the final ``run.json`` (``real``: the
     real images' features of the set metrics, None when the run stopped before them)."""
@@ -334,7 +337,8 @@ def _finish(
                 entry["stochastic"] = True
     extra = ctx.extra_metrics
     if extra is not None and extra.set_names:
-        _set_metrics(plan, leaderboard, selected.values(), store.path.parent, real)
+        features = features if features is not None else FeatureStore(store.path.parent)
+        _set_metrics(plan, leaderboard, selected.values(), features, real)
     write_json(results_dir / "leaderboard.json", validated(leaderboard, Leaderboard, "leaderboard"))
     write_atomic(results_dir / "leaderboard.md", render_markdown(leaderboard))
     complete = len(selected) == count * len(methods) * len(masks)
@@ -369,7 +373,7 @@ def _set_metrics(
     plan: Plan,
     leaderboard: dict[str, Any],
     records: Any,
-    run_dir: Path,
+    features: FeatureStore,
     real: dict[str, Any] | None,
 ) -> None:
     """The set metrics of every table entry, from the records' stored features and the real
@@ -381,8 +385,8 @@ def _set_metrics(
     if real is None or sys.exc_info()[0] is not None:
         leaderboard["config"]["set_metrics"] = "not computed: the run was interrupted"
         return
-    add_set_metrics(leaderboard, records, extra, run_dir, real)
-    leaderboard["real_features"] = keep_real_features(run_dir, real)
+    add_set_metrics(leaderboard, records, extra, features, real)
+    leaderboard["real_features"] = keep_real_features(features, real)
     sizes = [
         item["n"]
         for table in leaderboard["tables"]

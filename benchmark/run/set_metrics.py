@@ -50,15 +50,15 @@ def add_set_metrics(
     leaderboard: dict[str, Any],
     records: Iterable[dict[str, Any]],
     extra: ExtraMetrics,
-    run_dir: Path,
+    store: FeatureStore,
     real: dict[str, np.ndarray],
 ) -> None:
     """Compute every set metric of ``extra`` for each entry of ``leaderboard`` (in place).
 
-    ``records``: the run's current records; ``real``: per mode, the real images' features
-    indexed by image index (:func:`compute_real_features`).
+    ``records``: the run's current records; ``store``: the run folder's features (the one
+    the run checked its records against, so no file is read twice); ``real``: per mode, the
+    real images' features indexed by image index (:func:`compute_real_features`).
     """
-    store = FeatureStore(run_dir)
     by_pair: dict[tuple[str, str], dict[int, dict[str, Any]]] = {}
     for record in records:
         if record.get("status") == STATUS_OK:
@@ -86,10 +86,9 @@ def add_set_metrics(
             entry["set_metrics"] = set_values(extra.set_names, reals, fake)
 
 
-def keep_real_features(run_dir: Path, real: dict[str, np.ndarray]) -> dict[str, str]:
+def keep_real_features(store: FeatureStore, real: dict[str, np.ndarray]) -> dict[str, str]:
     """Store the real images' features in the run folder too (row = image index), so the run
     folder alone can be compared (``compare --metrics fid``); returns mode -> file."""
-    store = FeatureStore(run_dir)
     return {
         mode: store.write(mode, rows)[0].split("#")[0] for mode, rows in real.items() if len(rows)
     }
