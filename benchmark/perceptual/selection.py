@@ -267,10 +267,13 @@ def plan_extra_metrics(
     provenance: dict[str, str] = {}
     stamps: dict[str, str] = {}
 
+    resolved: list[Path] = []
+
     def checked(files: tuple[str, ...]) -> list[str]:
         sums = []
         for file in files:
             path = weights.resolve(file, folder, allow_unverified)
+            resolved.append(path)
             sums.append(f"{file}={weights.verify(path, file, allow_unverified)}")
         return sums
 
@@ -288,22 +291,22 @@ def plan_extra_metrics(
                 provenance[name] = "; ".join([f"code {code}", *checked(tuple(files))])
             else:
                 provenance[name] = plugin_stamp(name)
-        _build_networks(extras, folder, allow_unverified)
+        _read_weights(resolved)
     return ExtraMetrics(tuple(extras), folder, allow_unverified, provenance, stamps)
 
 
-def _build_networks(extras: list[str], folder: str | None, allow_unverified: bool) -> None:
-    """Build each network the metrics need once, on the CPU, before any work: a weight file
-    that is not a state dict of the right keys and shapes (garbage under the right name, with
-    ``--allow-unverified-weights``) is one :class:`~benchmark.errors.DataError` line here, not a
-    failure in every worker. Forked workers inherit the built networks."""
-    from benchmark.perceptual import inception, lpips
+def _read_weights(paths: list[Path]) -> None:
+    """Read each weight file once, before any work: a file that is not a weights-only state
+    dict (garbage under the right name, with ``--allow-unverified-weights``) is one
+    :class:`~benchmark.errors.DataError` line here, not a failure in every worker.
 
-    for name in extras:
-        if name in LPIPS_NETS:
-            lpips.model(LPIPS_NETS[name], folder, allow_unverified, download=False)
-        elif is_set_metric(name):
-            inception.model(folder, allow_unverified, download=False)
+    Only read, never built into a network here: a network built in this process before the
+    process pool forks its workers crashed them (SIGSEGV in 4 of 8 runs, still 1 of 8 when
+    built with one thread)."""
+    from benchmark.perceptual import weights
+
+    for path in dict.fromkeys(paths):
+        weights.read_state_dict(path)
 
 
 def describe_metric(name: str) -> tuple[str, bool | None, int]:
